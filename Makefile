@@ -1,0 +1,86 @@
+# keyferry: every developer and CI entry point. `make sandbox` and `make test`
+# each pull in `make deps`, so a fresh machine needs nothing else first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO        ?= go
+FUZZTIME  ?= 8s
+TESTFLAGS ?= -timeout 20m
+LAMBDA_DIR := build/lambda
+AGENT_BIN  := build/keyferry-agent
+# Lambda functions: one main per directory under functions/cmd.
+FUNCTIONS := $(notdir $(patsubst %/,%,$(wildcard functions/cmd/*/)))
+APT_PACKAGES := softhsm2 opensc opencryptoki openssl
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: help deps test test-go fuzz-short fuzz sandbox bench synth build build-agent build-lambdas fmt vet soak
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+deps: ## install system packages (only if missing), the pinned CDK CLI and Go modules
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "deps: system packages present ($(APT_PACKAGES))"; fi
+	@command -v moto_server >/dev/null || { echo "deps: moto_server not found (pip install 'moto[server]==5.2.1')"; exit 1; }
+	@if [ ! -x node_modules/.bin/cdk ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	  npm ci --no-audit --no-fund --loglevel=error; else echo "deps: CDK CLI $$(node_modules/.bin/cdk --version | cut -d' ' -f1) present"; fi
+	@$(GO) mod download && echo "deps: Go modules downloaded"
+
+test: deps vet test-go fuzz-short ## everything CI runs: vet, all Go tests (HSM, emulators, e2e), short fuzzing
+
+test-go:
+	$(GO) test $(TESTFLAGS) ./...
+
+# Every fuzz target in the module, each for FUZZTIME (short in `make test`, long in `make fuzz`).
+fuzz-short:
+	@grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+' $$(ls -d agent functions shared test 2>/dev/null) | sort | \
+	while IFS=: read -r file fn; do \
+	  f=$${fn#func }; pkg=./$$(dirname $$file); \
+	  echo "fuzz: $$pkg $$f ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/keyferry-fuzz.log 2>&1 || { cat /tmp/keyferry-fuzz.log; exit 1; }; \
+	done
+
+fuzz: deps ## longer fuzzing of every decoder (FUZZTIME=2m by default)
+	$(MAKE) fuzz-short FUZZTIME=$${FUZZTIME:-2m}
+
+sandbox: deps ## run the whole system on this machine (pass flags with ARGS="--once --json")
+	@[ -d test/cmd/sandbox ] || { echo "make sandbox: not yet built (test/cmd/sandbox is issue 'Sandbox')"; exit 2; }
+	$(GO) run ./test/cmd/sandbox $(ARGS)
+
+bench: deps ## Go benchmarks (HSM keygen+wrap, wrapping reference, ...)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
+
+soak: deps ## bounded fault-injection soak run
+	@[ -d test/cmd/soak ] || { echo "make soak: not yet built (issue 'Reliability and security suite')"; exit 2; }
+	$(GO) run ./test/cmd/soak $(ARGS)
+
+synth: deps build-lambdas ## cdk synth (no network) into cdk.out
+	@[ -d infra ] && ls infra/*.go >/dev/null 2>&1 || { echo "make synth: not yet built (infra/ is issue 'Infrastructure as code')"; exit 2; }
+	npx cdk synth --quiet
+
+build: build-agent build-lambdas ## agent binary and every Lambda bootstrap (arm64)
+
+build-agent:
+	@[ -d agent/cmd/keyferry-agent ] || { echo "make build: agent not yet built (agent/cmd/keyferry-agent)"; exit 2; }
+	CGO_ENABLED=1 $(GO) build -trimpath -o $(AGENT_BIN) ./agent/cmd/keyferry-agent
+
+build-lambdas:
+	@[ -n "$(FUNCTIONS)" ] || { echo "make build: no Lambda functions yet (functions/cmd/*)"; exit 2; }
+	@for f in $(FUNCTIONS); do \
+	  mkdir -p $(LAMBDA_DIR)/$$f; \
+	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -buildvcs=false \
+	    -ldflags '-s -w -buildid=' -o $(LAMBDA_DIR)/$$f/bootstrap ./functions/cmd/$$f; \
+	  echo "built $(LAMBDA_DIR)/$$f/bootstrap"; \
+	done
+
+fmt: ## gofmt the tree
+	gofmt -w $$(git ls-files '*.go')
+
+vet: ## go vet, and fail on unformatted files
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
