@@ -29,6 +29,8 @@ deps: ## install system packages (only if missing), the pinned CDK CLI and Go mo
 	@command -v moto_server >/dev/null || { echo "deps: moto_server not found (pip install 'moto[server]==5.2.1')"; exit 1; }
 	@if [ ! -x node_modules/.bin/cdk ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
 	  npm ci --no-audit --no-fund --loglevel=error; else echo "deps: CDK CLI $$(node_modules/.bin/cdk --version | cut -d' ' -f1) present"; fi
+	@# aws-cdk ships Go init templates; a go.mod fences node_modules off from ./...
+	@printf 'module node_modules.invalid\n' > node_modules/go.mod
 	@$(GO) mod download && echo "deps: Go modules downloaded"
 
 test: deps vet test-go fuzz-short ## everything CI runs: vet, all Go tests (HSM, emulators, e2e), short fuzzing
