@@ -245,3 +245,12 @@ func checkErr(t *testing.T, err error, w errWant) {
 }
 
 func fixedZone() *time.Location { return time.FixedZone("CET", 3600) }
+
+func mustJSON(t testing.TB, m any) []byte {
+	t.Helper()
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
