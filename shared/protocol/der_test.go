@@ -95,7 +95,10 @@ func TestDERConversionRejects(t *testing.T) {
 			_, err := DERToRaw([]byte{0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01}, 32)
 			return err
 		}},
-		{"der negative", func() error { _, err := DERToRaw([]byte{0x30, 0x06, 0x02, 0x01, 0xff, 0x02, 0x01, 0x01}, 32); return err }},
+		{"der negative", func() error {
+			_, err := DERToRaw([]byte{0x30, 0x06, 0x02, 0x01, 0xff, 0x02, 0x01, 0x01}, 32)
+			return err
+		}},
 	}
 	for _, tc := range tests {
 		if err := tc.fn(); err == nil {
