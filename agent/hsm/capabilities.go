@@ -1,0 +1,342 @@
+package hsm
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+
+	"github.com/miekg/pkcs11"
+
+	"github.com/keyferry/keyferry/shared/keyspec"
+	"github.com/keyferry/keyferry/shared/wrapping"
+)
+
+// Capability is what the token can do for one key spec: generate it and
+// wrap it with Algorithms under wrapping keys of WrappingKeySpecs. Only
+// combinations that keyspec.CheckWrapping allows are listed.
+type Capability struct {
+	KeySpec          keyspec.Spec
+	Algorithms       []keyspec.WrappingAlgorithm
+	WrappingKeySpecs []keyspec.WrappingKeySpec
+	// Mechanisms says how each algorithm runs ("CKM_RSA_PKCS_OAEP",
+	// "CKM_RSA_AES_KEY_WRAP", "two-step"), or why it does not
+	// (e.g. "CKM_RSA_PKCS_OAEP: CKR_ARGUMENTS_BAD").
+	Mechanisms map[keyspec.WrappingAlgorithm]string
+	// Missing names the mechanism that rules the spec out entirely, if any.
+	Missing string
+}
+
+// Supports reports whether alg is a supported algorithm of the capability.
+func (c Capability) Supports(alg keyspec.WrappingAlgorithm) bool {
+	return slices.Contains(c.Algorithms, alg)
+}
+
+type probeResult struct {
+	caps  []Capability
+	modes map[keyspec.Spec]map[keyspec.WrappingAlgorithm]wrapMode
+	why   map[keyspec.Spec]map[keyspec.WrappingAlgorithm]string // mechanism that failed
+}
+
+// probeKey is a throwaway RSA-3072 wrapping key for trial wraps, made once
+// per process (3072 so P-521 fits RSAES_OAEP_SHA_256).
+var probeKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
+	return rsa.GenerateKey(rand.Reader, 3072)
+})
+
+// Capabilities probes (once per HSM, then cached) which key specs the token
+// can generate and which wrapping algorithms actually work for them: it
+// reads C_GetMechanismList and, for each spec, generates a throwaway session
+// key and wraps it under a throwaway session RSA key with each legal
+// algorithm, unwrapping the result with the pure-Go reference to make sure
+// the token produced the format KMS expects.
+func (h *HSM) Capabilities(ctx context.Context) ([]Capability, error) {
+	r, err := h.probe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.caps, nil
+}
+
+func (h *HSM) probe(ctx context.Context) (*probeResult, error) {
+	h.capMu.Lock()
+	defer h.capMu.Unlock()
+	if h.probed != nil {
+		return h.probed, nil
+	}
+	priv, err := probeKey()
+	if err != nil {
+		return nil, fmt.Errorf("hsm: probe key: %w", err)
+	}
+	res := &probeResult{
+		modes: map[keyspec.Spec]map[keyspec.WrappingAlgorithm]wrapMode{},
+		why:   map[keyspec.Spec]map[keyspec.WrappingAlgorithm]string{},
+	}
+	err = h.withSession(ctx, func(s session) error {
+		mechs, err := s.mechanisms()
+		if err != nil {
+			return err
+		}
+		res.caps = res.caps[:0]
+		for _, spec := range keyspec.All() {
+			c, err := s.probeSpec(spec, mechs, priv, res)
+			if err != nil {
+				return err
+			}
+			res.caps = append(res.caps, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.probed = res
+	h.log.Info("hsm capabilities probed", "table", FormatCapabilities(res.caps))
+	return res, nil
+}
+
+func (s session) mechanisms() (map[uint]pkcs11.MechanismInfo, error) {
+	list, err := s.p.GetMechanismList(s.hsm.slot)
+	if err != nil {
+		return nil, s.wrapErr("C_GetMechanismList", err)
+	}
+	out := make(map[uint]pkcs11.MechanismInfo, len(list))
+	for _, m := range list {
+		info, err := s.p.GetMechanismInfo(s.hsm.slot, []*pkcs11.Mechanism{m})
+		if err != nil {
+			continue
+		}
+		out[m.Mechanism] = info
+	}
+	return out, nil
+}
+
+func keygenMechanism(f keyspec.Family) uint {
+	switch f {
+	case keyspec.FamilySymmetric:
+		return pkcs11.CKM_AES_KEY_GEN
+	case keyspec.FamilyHMAC:
+		return pkcs11.CKM_GENERIC_SECRET_KEY_GEN
+	case keyspec.FamilyRSA:
+		return pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN
+	}
+	return pkcs11.CKM_EC_KEY_PAIR_GEN
+}
+
+func (s session) probeSpec(spec keyspec.Spec, mechs map[uint]pkcs11.MechanismInfo, priv *rsa.PrivateKey, res *probeResult) (Capability, error) {
+	info := keyspec.MustLookup(spec)
+	c := Capability{KeySpec: spec, Mechanisms: map[keyspec.WrappingAlgorithm]string{}}
+	res.modes[spec] = map[keyspec.WrappingAlgorithm]wrapMode{}
+	res.why[spec] = map[keyspec.WrappingAlgorithm]string{}
+	gen := keygenMechanism(info.Family)
+	gi, ok := mechs[gen]
+	if !ok {
+		c.Missing = mechName(gen)
+		return c, nil
+	}
+	if info.Family == keyspec.FamilyRSA && gi.MaxKeySize != 0 && gi.MaxKeySize < uint(info.Bits) {
+		c.Missing = fmt.Sprintf("%s (max %d bits)", mechName(gen), gi.MaxKeySize)
+		return c, nil
+	}
+	oi, ok := mechs[pkcs11.CKM_RSA_PKCS_OAEP]
+	if !ok {
+		c.Missing = mechName(pkcs11.CKM_RSA_PKCS_OAEP)
+		return c, nil
+	}
+	// A throwaway session key of the spec (RSA: the smallest size stands in
+	// for the family; the keygen size range was checked above).
+	probeInfo := info
+	if info.Family == keyspec.FamilyRSA {
+		probeInfo = keyspec.MustLookup(keyspec.RSA2048)
+	}
+	target, err := s.generate(probeInfo, "kf-probe", false, true, true)
+	if err != nil {
+		if sessionLoss(err) {
+			return c, err
+		}
+		c.Missing = fmt.Sprintf("%s: %s", mechName(gen), codeName(codeOf(err)))
+		return c, nil
+	}
+	defer s.destroyProbe(target)
+	native := !s.hsm.cfg.NoRSAAESKeyWrap
+	if _, ok := mechs[pkcs11.CKM_RSA_AES_KEY_WRAP]; !ok {
+		native = false
+	}
+	for _, alg := range keyspec.WrappingAlgorithms() {
+		if len(legalKeySpecs(spec, alg, oi)) == 0 {
+			continue
+		}
+		modes := []wrapMode{modeOAEP}
+		if alg.Hybrid() {
+			modes = []wrapMode{modeTwoStep}
+			if native {
+				modes = []wrapMode{modeRSAAESKW, modeTwoStep}
+			}
+		}
+		var fails []string
+		for _, m := range modes {
+			blob, err := s.wrap(target, &priv.PublicKey, alg, m)
+			if err == nil {
+				err = checkProbeBlob(priv, alg, info, blob)
+			}
+			if err == nil {
+				res.modes[spec][alg] = m
+				c.Algorithms = append(c.Algorithms, alg)
+				c.Mechanisms[alg] = m.String()
+				break
+			}
+			if sessionLoss(err) {
+				return c, err
+			}
+			fails = append(fails, probeFailure(err))
+		}
+		if _, ok := res.modes[spec][alg]; !ok {
+			c.Mechanisms[alg] = strings.Join(fails, "; ")
+			res.why[spec][alg] = strings.Join(fails, "; ")
+		}
+	}
+	for _, w := range keyspec.WrappingKeySpecs() {
+		for _, alg := range c.Algorithms {
+			if slices.Contains(legalKeySpecs(spec, alg, oi), w) {
+				c.WrappingKeySpecs = append(c.WrappingKeySpecs, w)
+				break
+			}
+		}
+	}
+	return c, nil
+}
+
+func (s session) destroyProbe(o pkcs11.ObjectHandle) {
+	_ = s.p.DestroyObject(s.h, o)
+}
+
+func probeFailure(err error) string {
+	if e, ok := err.(*Error); ok {
+		return fmt.Sprintf("%s: %s", e.Mechanism, codeName(e.Code))
+	}
+	return err.Error()
+}
+
+// legalKeySpecs lists the wrapping key specs that KMS allows for (spec, alg)
+// and that fall in the token's CKM_RSA_PKCS_OAEP key size range.
+func legalKeySpecs(spec keyspec.Spec, alg keyspec.WrappingAlgorithm, oaep pkcs11.MechanismInfo) []keyspec.WrappingKeySpec {
+	var out []keyspec.WrappingKeySpec
+	for _, w := range keyspec.WrappingKeySpecs() {
+		if keyspec.CheckWrapping(spec, alg, w) != nil {
+			continue
+		}
+		if oaep.MaxKeySize != 0 && (uint(w.Bits()) > oaep.MaxKeySize || uint(w.Bits()) < oaep.MinKeySize) {
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// checkProbeBlob unwraps a trial blob with the throwaway private key and
+// checks it has the shape KMS expects (secret length; PKCS#8 for key pairs).
+func checkProbeBlob(priv *rsa.PrivateKey, alg keyspec.WrappingAlgorithm, info keyspec.Info, blob []byte) error {
+	m, err := wrapping.Unwrap(priv, alg, blob)
+	if err != nil {
+		return fmt.Errorf("trial blob does not unwrap with the reference: %w", err)
+	}
+	defer clear(m)
+	if info.Format == keyspec.MaterialRaw && len(m) != info.KeyBytes {
+		return fmt.Errorf("trial blob unwraps to %d bytes, want %d", len(m), info.KeyBytes)
+	}
+	if info.Format == keyspec.MaterialPKCS8 && (len(m) < 2 || m[0] != 0x30) {
+		return fmt.Errorf("trial blob does not unwrap to a DER PKCS#8 structure")
+	}
+	return nil
+}
+
+// wrapMode returns how to wrap spec with alg, or an *UnsupportedError.
+func (h *HSM) wrapMode(ctx context.Context, spec keyspec.Spec, alg keyspec.WrappingAlgorithm, wks keyspec.WrappingKeySpec) (wrapMode, error) {
+	r, err := h.probe(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if m, ok := r.modes[spec][alg]; ok {
+		for _, c := range r.caps {
+			if c.KeySpec == spec && !slices.Contains(c.WrappingKeySpecs, wks) {
+				return 0, &UnsupportedError{Token: h.token, Spec: string(spec), Algorithm: string(alg),
+					Mechanism: mechName(pkcs11.CKM_RSA_PKCS_OAEP), Reason: fmt.Sprintf("wrapping key size %s is outside the token's range", wks)}
+			}
+		}
+		return m, nil
+	}
+	mech := mechName(pkcs11.CKM_RSA_PKCS_OAEP)
+	if alg.Hybrid() {
+		mech = mechName(pkcs11.CKM_RSA_AES_KEY_WRAP) + " / " + mechName(h.cfg.kwpMechanism())
+	}
+	reason := r.why[spec][alg]
+	for _, c := range r.caps {
+		if c.KeySpec == spec && c.Missing != "" {
+			mech, reason = c.Missing, "cannot generate the key"
+		}
+	}
+	return 0, &UnsupportedError{Token: h.token, Spec: string(spec), Algorithm: string(alg), Mechanism: mech, Reason: reason}
+}
+
+// ChooseAlgorithm picks the strongest supported legal combination for spec
+// ("auto"): algorithms in keyspec.WrappingAlgorithms() order, then the
+// largest wrapping key spec.
+func ChooseAlgorithm(spec keyspec.Spec, caps []Capability) (keyspec.Combination, error) {
+	for _, c := range caps {
+		if c.KeySpec != spec {
+			continue
+		}
+		for _, alg := range keyspec.WrappingAlgorithms() {
+			if !c.Supports(alg) {
+				continue
+			}
+			for _, w := range c.WrappingKeySpecs {
+				if keyspec.CheckWrapping(spec, alg, w) == nil {
+					return keyspec.Combination{Algorithm: alg, KeySpec: w}, nil
+				}
+			}
+		}
+		return keyspec.Combination{}, &UnsupportedError{Spec: string(spec), Mechanism: "any wrapping mechanism", Reason: "no supported legal wrapping algorithm (" + c.Missing + ")"}
+	}
+	return keyspec.Combination{}, &UnsupportedError{Spec: string(spec), Mechanism: "any wrapping mechanism", Reason: "spec not in the capability table"}
+}
+
+// FormatCapabilities renders caps as a printable table.
+func FormatCapabilities(caps []Capability) string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY SPEC\tALGORITHMS\tWRAPPING KEYS\tNOTES")
+	for _, c := range caps {
+		algs := make([]string, len(c.Algorithms))
+		for i, a := range c.Algorithms {
+			algs[i] = fmt.Sprintf("%s(%s)", a, c.Mechanisms[a])
+		}
+		wks := make([]string, len(c.WrappingKeySpecs))
+		for i, w := range c.WrappingKeySpecs {
+			wks[i] = string(w)
+		}
+		var notes []string
+		if c.Missing != "" {
+			notes = append(notes, "missing "+c.Missing)
+		}
+		for _, a := range keyspec.WrappingAlgorithms() {
+			if !c.Supports(a) && c.Mechanisms[a] != "" {
+				notes = append(notes, fmt.Sprintf("%s: %s", a, c.Mechanisms[a]))
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.KeySpec, dash(strings.Join(algs, " ")), dash(strings.Join(wks, " ")), dash(strings.Join(notes, "; ")))
+	}
+	_ = tw.Flush()
+	return b.String()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

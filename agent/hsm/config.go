@@ -1,0 +1,138 @@
+package hsm
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/miekg/pkcs11"
+)
+
+// CKM_AES_KEY_WRAP_KWP is the PKCS#11 3.0 mechanism for RFC 5649 AES key
+// wrap with padding. github.com/miekg/pkcs11 v1.1.2 does not define it.
+const CKM_AES_KEY_WRAP_KWP uint = 0x0000210B //nolint:revive // PKCS#11 name
+
+// Pool size bounds accepted by Config.Validate.
+const (
+	MinPoolSize = 1
+	MaxPoolSize = 64
+)
+
+// Config selects the module, the token and the PIN source, and carries the
+// vendor quirks as flags (never as branches on token names).
+type Config struct {
+	// Module is the path of the vendor's PKCS#11 shared library.
+	Module string `json:"module"`
+	// TokenLabel or TokenSerial selects the token (exactly one).
+	TokenLabel  string `json:"token_label,omitempty"`
+	TokenSerial string `json:"token_serial,omitempty"`
+	// PINFile or PINEnv names where the user PIN comes from (exactly one).
+	// The PIN is never a flag and never logged.
+	PINFile string `json:"pin_file,omitempty"`
+	PINEnv  string `json:"pin_env,omitempty"`
+	// PoolSize bounds the number of concurrently open sessions (1..64).
+	PoolSize int `json:"pool_size"`
+
+	// KWPMechanism is the mechanism that implements RFC 5649 on this token
+	// for the second step of RSA_AES_KEY_WRAP_*: 0 means CKM_AES_KEY_WRAP_PAD
+	// (0x210A, what SoftHSM2 implements as RFC 5649); set CKM_AES_KEY_WRAP_KWP
+	// (0x210B) for tokens where *_PAD means PKCS#7 padding plus RFC 3394.
+	KWPMechanism uint `json:"kwp_mechanism,omitempty"`
+	// OAEPSourceNone passes source=0 with no data in CK_RSA_PKCS_OAEP_PARAMS
+	// instead of CKZ_DATA_SPECIFIED with an empty label, for tokens that
+	// reject the latter. The wire result (empty OAEP label) is the same.
+	OAEPSourceNone bool `json:"oaep_source_none,omitempty"`
+	// NoRSAAESKeyWrap ignores CKM_RSA_AES_KEY_WRAP even when the token lists
+	// it, and always uses the two-step OAEP + AES key wrap construction.
+	NoRSAAESKeyWrap bool `json:"no_rsa_aes_key_wrap,omitempty"`
+
+	// Logger receives JSON-friendly structured logs; nil means slog.Default().
+	Logger *slog.Logger `json:"-"`
+}
+
+// ErrInvalidConfig is wrapped by every Config.Validate error.
+var ErrInvalidConfig = errors.New("hsm: invalid config")
+
+// ConfigError names the offending field.
+type ConfigError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("hsm: invalid config: %s: %s", e.Field, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrInvalidConfig) true.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Validate checks the config without touching the token.
+func (c Config) Validate() error {
+	bad := func(field, format string, a ...any) error {
+		return &ConfigError{Field: field, Reason: fmt.Sprintf(format, a...)}
+	}
+	if c.Module == "" {
+		return bad("module", "missing PKCS#11 module path")
+	}
+	st, err := os.Stat(c.Module)
+	if err != nil {
+		return bad("module", "%v", err)
+	}
+	if st.IsDir() {
+		return bad("module", "%s is a directory", c.Module)
+	}
+	if (c.TokenLabel == "") == (c.TokenSerial == "") {
+		return bad("token_label/token_serial", "set exactly one of token_label and token_serial")
+	}
+	if (c.PINFile == "") == (c.PINEnv == "") {
+		return bad("pin_file/pin_env", "set exactly one of pin_file and pin_env")
+	}
+	if c.PoolSize < MinPoolSize || c.PoolSize > MaxPoolSize {
+		return bad("pool_size", "%d is outside %d..%d", c.PoolSize, MinPoolSize, MaxPoolSize)
+	}
+	switch c.KWPMechanism {
+	case 0, pkcs11.CKM_AES_KEY_WRAP_PAD, CKM_AES_KEY_WRAP_KWP:
+	default:
+		return bad("kwp_mechanism", "0x%X is neither CKM_AES_KEY_WRAP_PAD (0x210A) nor CKM_AES_KEY_WRAP_KWP (0x210B)", c.KWPMechanism)
+	}
+	return nil
+}
+
+func (c Config) kwpMechanism() uint {
+	if c.KWPMechanism == 0 {
+		return pkcs11.CKM_AES_KEY_WRAP_PAD
+	}
+	return c.KWPMechanism
+}
+
+// tokenName is how errors and logs name the token.
+func (c Config) tokenName() string {
+	if c.TokenLabel != "" {
+		return c.TokenLabel
+	}
+	return "serial:" + c.TokenSerial
+}
+
+// readPIN loads the user PIN from the configured file or environment variable.
+func (c Config) readPIN() (string, error) {
+	var pin string
+	if c.PINFile != "" {
+		b, err := os.ReadFile(c.PINFile)
+		if err != nil {
+			return "", fmt.Errorf("hsm: read PIN file: %w", err)
+		}
+		pin = strings.TrimRight(string(b), "\r\n")
+	} else {
+		v, ok := os.LookupEnv(c.PINEnv)
+		if !ok {
+			return "", fmt.Errorf("hsm: PIN environment variable %s is not set", c.PINEnv)
+		}
+		pin = v
+	}
+	if pin == "" {
+		return "", errors.New("hsm: PIN is empty")
+	}
+	return pin, nil
+}

@@ -1,0 +1,230 @@
+package hsm
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/miekg/pkcs11"
+
+	"github.com/keyferry/keyferry/shared/keyspec"
+)
+
+// Key is a keyferry key on the token, named by its label.
+type Key struct {
+	Label string
+	ID    []byte // CKA_ID = KeyID(Label)
+	Spec  keyspec.Spec
+}
+
+// GenerateOption adjusts Generate.
+type GenerateOption func(*genOptions)
+
+type genOptions struct {
+	// nonSensitive is reachable only from this package's tests
+	// (export_test.go): it lets a test compare wrapped bytes directly.
+	nonSensitive bool
+}
+
+var genMu sync.Mutex // serialises check-then-generate per process
+
+// Generate creates the key for spec inside the token under label (which
+// must follow Label's scheme) with CKA_TOKEN, CKA_PRIVATE and CKA_SENSITIVE
+// true and CKA_EXTRACTABLE true (only so C_WrapKey can export it). It
+// refuses a label that already exists with a *KeyExistsError.
+func (h *HSM) Generate(ctx context.Context, label string, spec keyspec.Spec, opts ...GenerateOption) (*Key, error) {
+	if _, _, err := ParseLabel(label); err != nil {
+		return nil, err
+	}
+	info, err := keyspec.Lookup(spec)
+	if err != nil {
+		return nil, err
+	}
+	var o genOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	genMu.Lock()
+	defer genMu.Unlock()
+	err = h.withSession(ctx, func(s session) error {
+		objs, err := s.findObjects([]*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		}, 1)
+		if err != nil {
+			return err
+		}
+		if len(objs) > 0 {
+			return &KeyExistsError{Label: label, Token: h.token}
+		}
+		_, err = s.generate(info, label, true, !o.nonSensitive, true)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.log.Info("hsm key generated", "label", label, "spec", string(spec), "sensitive", !o.nonSensitive)
+	return &Key{Label: label, ID: KeyID(label), Spec: spec}, nil
+}
+
+// generate creates a key (token or session object) and returns the handle
+// of the secret or private key.
+func (s session) generate(info keyspec.Info, label string, token, sensitive, extractable bool) (pkcs11.ObjectHandle, error) {
+	common := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, token),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, sensitive),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, extractable),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, KeyID(label)),
+	}
+	switch info.Family {
+	case keyspec.FamilySymmetric:
+		t := append(common,
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, info.KeyBytes),
+			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
+			pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
+		)
+		o, err := s.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, t)
+		return o, s.wrapMechErr("C_GenerateKey", pkcs11.CKM_AES_KEY_GEN, err)
+	case keyspec.FamilyHMAC:
+		t := append(common,
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, info.KeyBytes),
+			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+		)
+		o, err := s.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, nil)}, t)
+		return o, s.wrapMechErr("C_GenerateKey", pkcs11.CKM_GENERIC_SECRET_KEY_GEN, err)
+	case keyspec.FamilyRSA:
+		pub := []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, token),
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
+			pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, info.Bits),
+			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}),
+			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, KeyID(label)),
+		}
+		priv := append(common,
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
+			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		)
+		_, o, err := s.p.GenerateKeyPair(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)}, pub, priv)
+		return o, s.wrapMechErr("C_GenerateKeyPair", pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, err)
+	case keyspec.FamilyECC:
+		return s.generateEC(info.Curve, label, token, sensitive, extractable, common)
+	}
+	return 0, fmt.Errorf("hsm: cannot generate key family %s", info.Family)
+}
+
+func (s session) generateEC(curve, label string, token, sensitive, extractable bool, common []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
+	params, err := ecParams(curve)
+	if err != nil {
+		return 0, err
+	}
+	if common == nil {
+		common = []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, token),
+			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, sensitive),
+			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, extractable),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, KeyID(label)),
+		}
+	}
+	pub := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, token),
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC),
+		pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, params),
+		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, KeyID(label)),
+	}
+	priv := append(common,
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+	)
+	_, o, err := s.p.GenerateKeyPair(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)}, pub, priv)
+	return o, s.wrapMechErr("C_GenerateKeyPair", pkcs11.CKM_EC_KEY_PAIR_GEN, err)
+}
+
+// Find returns the existing key labelled label (to re-wrap it: re-import
+// before expiry, restore after a kill switch) with its spec read from the
+// token's public attributes.
+func (h *HSM) Find(ctx context.Context, label string) (*Key, error) {
+	var k *Key
+	err := h.withSession(ctx, func(s session) error {
+		o, class, err := s.findKey(label)
+		if err != nil {
+			return err
+		}
+		spec, err := s.specOf(o, class)
+		if err != nil {
+			return err
+		}
+		k = &Key{Label: label, ID: KeyID(label), Spec: spec}
+		return nil
+	})
+	return k, err
+}
+
+// specOf derives the KMS key spec of a key from non-secret attributes.
+func (s session) specOf(o pkcs11.ObjectHandle, class uint) (keyspec.Spec, error) {
+	a, err := s.attrs(o, pkcs11.CKA_KEY_TYPE)
+	if err != nil {
+		return "", err
+	}
+	kt := ulong(a[pkcs11.CKA_KEY_TYPE])
+	switch {
+	case class == pkcs11.CKO_SECRET_KEY && (kt == pkcs11.CKK_AES || kt == pkcs11.CKK_GENERIC_SECRET):
+		l, err := s.attrs(o, pkcs11.CKA_VALUE_LEN)
+		if err != nil {
+			return "", err
+		}
+		n := int(ulong(l[pkcs11.CKA_VALUE_LEN]))
+		for _, sp := range keyspec.All() {
+			i := keyspec.MustLookup(sp)
+			if i.KeyBytes == n && ((kt == pkcs11.CKK_AES && i.Family == keyspec.FamilySymmetric) ||
+				(kt == pkcs11.CKK_GENERIC_SECRET && i.Family == keyspec.FamilyHMAC)) {
+				return sp, nil
+			}
+		}
+		return "", fmt.Errorf("hsm: secret key of type 0x%X and %d bytes matches no KMS key spec", kt, n)
+	case class == pkcs11.CKO_PRIVATE_KEY && kt == pkcs11.CKK_RSA:
+		m, err := s.attrs(o, pkcs11.CKA_MODULUS)
+		if err != nil {
+			return "", err
+		}
+		bits := 8 * len(m[pkcs11.CKA_MODULUS])
+		for _, sp := range []keyspec.Spec{keyspec.RSA2048, keyspec.RSA3072, keyspec.RSA4096} {
+			if keyspec.MustLookup(sp).Bits == bits {
+				return sp, nil
+			}
+		}
+		return "", fmt.Errorf("hsm: RSA-%d key matches no KMS key spec", bits)
+	case class == pkcs11.CKO_PRIVATE_KEY && kt == pkcs11.CKK_EC:
+		p, err := s.attrs(o, pkcs11.CKA_EC_PARAMS)
+		if err != nil {
+			return "", err
+		}
+		for _, sp := range keyspec.All() {
+			i := keyspec.MustLookup(sp)
+			if i.Family != keyspec.FamilyECC {
+				continue
+			}
+			if want, _ := ecParams(i.Curve); string(want) == string(p[pkcs11.CKA_EC_PARAMS]) {
+				return sp, nil
+			}
+		}
+		return "", fmt.Errorf("hsm: EC key on an unsupported curve")
+	}
+	return "", fmt.Errorf("hsm: object class %d key type 0x%X matches no KMS key spec", class, kt)
+}
