@@ -116,55 +116,67 @@ func checkCronField(i int, s string) error {
 		}
 		return nil
 	}
-	// Special single-term forms.
-	switch i {
-	case fDOM:
-		if s == "L" || s == "LW" {
-			return nil
-		}
-		if v, ok := strings.CutSuffix(s, "W"); ok {
-			if _, err := f.value(v); err != nil {
-				return bad("W needs a day of month 1-31 before it: %v", err)
+	// Special single-term forms (no lists, ranges or steps).
+	if !strings.ContainsAny(s, ",-/") {
+		switch i {
+		case fDOM:
+			if s == "L" || s == "LW" {
+				return nil
 			}
-			return nil
-		}
-		if strings.ContainsAny(s, "LW#") {
-			return bad("L must stand alone (L, LW) and W follows a single day (15W)")
-		}
-	case fDOW:
-		if s == "L" {
-			return nil
-		}
-		if v, ok := strings.CutSuffix(s, "L"); ok {
-			if _, err := f.value(v); err != nil {
-				return bad("L needs a day of week before it (5L, FRIL): %v", err)
+			if v, ok := strings.CutSuffix(s, "W"); ok {
+				if _, err := f.value(v); err != nil {
+					return bad("W needs a day of month 1-31 before it: %v", err)
+				}
+				return nil
 			}
-			return nil
-		}
-		if d, k, ok := strings.Cut(s, "#"); ok {
-			if _, err := f.value(d); err != nil {
-				return bad("# needs a day of week before it: %v", err)
+		case fDOW:
+			if s == "L" {
+				return nil
 			}
-			n, err := strconv.Atoi(k)
-			if err != nil || n < 1 || n > 5 {
-				return bad("the instance after # must be 1-5")
+			if v, ok := strings.CutSuffix(strings.ToUpper(s), "L"); ok {
+				if _, err := f.value(v); err != nil {
+					return bad("L needs a day of week before it (5L, FRIL): %v", err)
+				}
+				return nil
 			}
-			return nil
-		}
-		if strings.ContainsAny(s, "LW#") {
-			return bad("L and # cannot be combined with lists or ranges")
-		}
-	default:
-		if strings.ContainsAny(s, "LW#") {
-			return bad("L, W and # are allowed only in day-of-month and day-of-week")
+			if d, k, ok := strings.Cut(s, "#"); ok {
+				if _, err := f.value(d); err != nil {
+					return bad("# needs a day of week before it: %v", err)
+				}
+				n, err := strconv.Atoi(k)
+				if err != nil || n < 1 || n > 5 {
+					return bad("the instance after # must be 1-5")
+				}
+				return nil
+			}
 		}
 	}
 	for _, term := range strings.Split(s, ",") {
 		if err := f.term(term); err != nil {
+			if f.hasSpecial(term) {
+				switch i {
+				case fDOM:
+					return bad("L must stand alone (L, LW) and W follows a single day (15W)")
+				case fDOW:
+					return bad("L and # cannot be combined with lists or ranges")
+				default:
+					return bad("L, W and # are allowed only in day-of-month and day-of-week")
+				}
+			}
 			return bad("%v", err)
 		}
 	}
 	return nil
+}
+
+// hasSpecial reports whether a term uses the L, W or # wildcards (month and
+// day names, which contain those letters, do not count).
+func (f cronField) hasSpecial(term string) bool {
+	t := strings.ToUpper(term)
+	for _, n := range f.names {
+		t = strings.ReplaceAll(t, n, "")
+	}
+	return strings.ContainsAny(t, "LW#")
 }
 
 func (f cronField) value(s string) (int, error) {

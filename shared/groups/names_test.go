@@ -1,0 +1,99 @@
+package groups
+
+import (
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"strings"
+	"testing"
+)
+
+func TestCheckers(t *testing.T) {
+	cases := []struct {
+		name  string
+		check func(string) error
+		in    string
+		frag  string
+	}{
+		{"name ok", CheckName, "payments-2", ""},
+		{"name single char", CheckName, "a", ""},
+		{"name leading hyphen", CheckName, "-a", "DNS label"},
+		{"name trailing hyphen", CheckName, "a-", "DNS label"},
+		{"name upper", CheckName, "A", "DNS label"},
+		{"name 63", CheckName, strings.Repeat("a", 63), ""},
+		{"alias ok", CheckAlias, "alias/team/pay_ments-1", ""},
+		{"alias bare prefix", CheckAlias, "alias/", "at least one"},
+		{"alias space", CheckAlias, "alias/a b", "only a-z"},
+		{"account ok", CheckAccount, "012345678901", ""},
+		{"account letters", CheckAccount, "01234567890a", "12-digit"},
+		{"region ok", CheckRegion, "ap-southeast-2", ""},
+		{"region cn", CheckRegion, "cn-north-1", ""},
+		{"region iso", CheckRegion, "us-isob-east-1", ""},
+		{"region no number", CheckRegion, "us-east", "not an AWS region"},
+		{"region az", CheckRegion, "us-east-1a", "not an AWS region"},
+		{"timezone ok", CheckTimezone, "America/New_York", ""},
+		{"timezone UTC", CheckTimezone, "UTC", ""},
+		{"timezone empty", CheckTimezone, "", "IANA"},
+		{"timezone path traversal", CheckTimezone, "../../etc/passwd", "IANA"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.check(tc.in)
+			if tc.frag == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.frag) {
+				t.Fatalf("want %q, got %v", tc.frag, err)
+			}
+		})
+	}
+}
+
+func TestParseAgentPublicKey(t *testing.T) {
+	edPub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edDER, err := x509.MarshalPKIXPublicKey(edPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p256 := testPEM(t, elliptic.P256())
+	cases := []struct {
+		name, pem, frag string
+	}{
+		{"P-256", p256, ""},
+		{"P-384", testPEM(t, elliptic.P384()), "got curve P-384"},
+		{"Ed25519", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: edDER})), "ed25519"},
+		{"not PEM", "MFkwEwYH", "BEGIN PUBLIC KEY"},
+		{"wrong block type", strings.ReplaceAll(p256, "PUBLIC KEY", "CERTIFICATE"), "BEGIN PUBLIC KEY"},
+		{"trailing data", p256 + "junk", "extra data"},
+		{"bad DER", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte{1, 2, 3}})), "not a PEM EC P-256"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := ParseAgentPublicKey(tc.pem)
+			if tc.frag == "" {
+				if err != nil || k == nil {
+					t.Fatalf("%v", err)
+				}
+				a := Agent{ID: "a", PublicKey: tc.pem}
+				if k2, err := a.PublicKeyEC(); err != nil || !k2.Equal(k) {
+					t.Fatalf("PublicKeyEC: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.frag) {
+				t.Fatalf("want %q, got %v", tc.frag, err)
+			}
+		})
+	}
+	if k, err := (&Agent{ID: "unregistered"}).PublicKeyEC(); k != nil || err != nil {
+		t.Fatalf("unregistered agent: %v %v", k, err)
+	}
+}
