@@ -1,0 +1,183 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/keyferry/keyferry/functions/store"
+	"github.com/keyferry/keyferry/shared/protocol"
+)
+
+// registered returns the verifier of agent id in pool, or nil when the
+// agent is not registered there (the key-group file's hsm_pools are the
+// registry of agent identities allowed to answer).
+func (e *Engine) registered(pool, id string) *protocol.Verifier {
+	if e.Groups == nil {
+		return nil
+	}
+	p, ok := e.Groups.Pool(pool)
+	if !ok {
+		return nil
+	}
+	for _, a := range p.Agents {
+		if a.ID != id || strings.TrimSpace(a.PublicKey) == "" {
+			continue
+		}
+		v, err := protocol.ParseVerifierPEM([]byte(a.PublicKey))
+		if err != nil {
+			return nil
+		}
+		return v
+	}
+	return nil
+}
+
+// Registered reports whether agent id is registered in pool.
+func (e *Engine) Registered(pool, id string) bool { return e.registered(pool, id) != nil }
+
+func reject(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrRejected, fmt.Sprintf(format, args...))
+}
+
+// HandleHello verifies a hello against the registered identity of the
+// connection's agent and records its capabilities; until then the
+// connection gets no wrap_request.
+func (e *Engine) HandleHello(ctx context.Context, connID string, env *protocol.Envelope) error {
+	c, err := e.Store.GetConnection(ctx, connID)
+	if err != nil {
+		return reject("hello on unknown connection %s: %v", connID, err)
+	}
+	v := e.registered(c.Pool, c.AgentID)
+	if v == nil || env.Signer != c.AgentID {
+		return reject("hello signed by %q on connection of agent %q (pool %s): not registered", env.Signer, c.AgentID, c.Pool)
+	}
+	h, err := protocol.OpenHello(env, v, e.now(), e.skew())
+	if err != nil {
+		return reject("hello from %s: %v", c.AgentID, err)
+	}
+	if h.AgentID != c.AgentID || h.HSMPool != c.Pool {
+		return reject("hello names agent %q pool %q, connection is agent %q pool %q", h.AgentID, h.HSMPool, c.AgentID, c.Pool)
+	}
+	reg, _ := x509.MarshalPKIXPublicKey(v.PublicKey())
+	if !bytes.Equal(reg, h.IdentityPublicKey) {
+		return reject("hello identity key of %s differs from the registered one", c.AgentID)
+	}
+	c.Hello = true
+	c.Identity = h.IdentityPublicKey
+	c.Capabilities = c.Capabilities[:0]
+	for _, cp := range h.Capabilities {
+		sc := store.Capability{KeySpec: string(cp.KeySpec)}
+		for _, a := range cp.Algorithms {
+			sc.Algorithms = append(sc.Algorithms, string(a))
+		}
+		for _, w := range cp.WrappingKeySpecs {
+			sc.WrappingKeySpecs = append(sc.WrappingKeySpecs, string(w))
+		}
+		c.Capabilities = append(c.Capabilities, sc)
+	}
+	c.LastSeen = e.now()
+	if err := e.Store.PutConnection(ctx, c); err != nil {
+		return err
+	}
+	e.log().InfoContext(ctx, "agent hello", "agent", c.AgentID, "pool", c.Pool, "connection", connID, "version", h.Version, "capabilities", len(h.Capabilities), "pending", len(h.Pending))
+	return nil
+}
+
+// HandleWrapResult verifies a wrap_result (registered agent signature, live
+// job awaiting exactly this request, nonce, key, spec and algorithm) and
+// runs the job on. Anything else is rejected with ErrRejected, logged, and
+// changes nothing.
+func (e *Engine) HandleWrapResult(ctx context.Context, connID string, env *protocol.Envelope) (*store.Job, error) {
+	j, err := e.acceptWrapResult(ctx, connID, env)
+	if err != nil {
+		e.log().WarnContext(ctx, "wrap_result rejected", "connection", connID, "signer", env.Signer, "error", err.Error())
+		return nil, err
+	}
+	return j, e.Run(ctx, j)
+}
+
+func (e *Engine) acceptWrapResult(ctx context.Context, connID string, env *protocol.Envelope) (*store.Job, error) {
+	c, err := e.Store.GetConnection(ctx, connID)
+	if err != nil {
+		return nil, reject("wrap_result on unknown connection %s", connID)
+	}
+	v := e.registered(c.Pool, c.AgentID)
+	if v == nil || env.Signer != c.AgentID {
+		return nil, reject("wrap_result signer %q on connection of agent %q: not a registered identity of pool %s", env.Signer, c.AgentID, c.Pool)
+	}
+	res, err := protocol.OpenWrapResult(env, v, e.now(), e.skew())
+	if err != nil {
+		return nil, reject("wrap_result from %s: %v", c.AgentID, err)
+	}
+	j, err := e.Store.GetJob(ctx, res.JobID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, reject("wrap_result for unknown job %s", res.JobID)
+	} else if err != nil {
+		return nil, err
+	}
+	switch {
+	case j.State != store.StateRequested:
+		return nil, reject("wrap_result for job %s in state %s (replayed or late)", j.ID, j.State)
+	case res.RequestID != j.RequestID:
+		return nil, reject("wrap_result request %s, job %s awaits %s (replayed or stale)", res.RequestID, j.ID, j.RequestID)
+	case !protocol.EqualNonces(res.Nonce, j.Nonce):
+		return nil, reject("wrap_result nonce mismatch for job %s", j.ID)
+	case res.AgentID != c.AgentID || res.AgentID != j.AgentID:
+		return nil, reject("wrap_result from agent %s, request went to %s", res.AgentID, j.AgentID)
+	case res.KeyARN != j.KeyARN:
+		return nil, reject("wrap_result for key %s, job %s targets %s", res.KeyARN, j.ID, j.KeyARN)
+	case string(res.WrappingAlgorithm) != j.WrappingAlgorithm:
+		return nil, reject("wrap_result algorithm %s, job asked %s", res.WrappingAlgorithm, j.WrappingAlgorithm)
+	case j.Kind == store.KindReimport && res.HSMLabel != j.HSMLabel:
+		return nil, reject("wrap_result label %s, re-import asked %s", res.HSMLabel, j.HSMLabel)
+	}
+	g, err := e.group(j.Group)
+	if err != nil {
+		return nil, err
+	}
+	if res.KeySpec != g.KeySpec {
+		return nil, reject("wrap_result key spec %s, group %s is %s", res.KeySpec, g.Name, g.KeySpec)
+	}
+	j.WrappedMaterial, j.PublicKey, j.ChallengeMAC = res.WrappedMaterial, res.PublicKey, res.ChallengeMAC
+	j.HSMLabel, j.HSMKeyID = res.HSMLabel, res.HSMKeyID
+	if err := e.advance(ctx, j, store.StateResult, "wrap_result from "+res.AgentID); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, reject("wrap_result for job %s raced with another delivery (replay)", j.ID)
+		}
+		return nil, err
+	}
+	return j, nil
+}
+
+// HandleAgentError records an agent's refusal of a wrap_request: the job
+// fails with the agent's code and message.
+func (e *Engine) HandleAgentError(ctx context.Context, connID string, env *protocol.Envelope) error {
+	c, err := e.Store.GetConnection(ctx, connID)
+	if err != nil {
+		return reject("error on unknown connection %s", connID)
+	}
+	v := e.registered(c.Pool, c.AgentID)
+	if v == nil || env.Signer != c.AgentID {
+		return reject("error message signer %q not registered in pool %s", env.Signer, c.Pool)
+	}
+	m, err := protocol.OpenError(env, v)
+	if err != nil {
+		return reject("error message from %s: %v", c.AgentID, err)
+	}
+	e.log().WarnContext(ctx, "agent error", "agent", c.AgentID, "job", m.JobID, "request", m.RequestID, "code", string(m.Code), "message", m.Message)
+	if m.JobID == "" {
+		return nil
+	}
+	j, err := e.Store.GetJob(ctx, m.JobID)
+	if err != nil {
+		return reject("error for unknown job %s", m.JobID)
+	}
+	if j.State != store.StateRequested || j.RequestID != m.RequestID || j.AgentID != c.AgentID {
+		return reject("error for job %s request %s does not match its pending request", j.ID, m.RequestID)
+	}
+	return e.fail(ctx, j, fmt.Sprintf("agent %s refused request %s: %s: %s", c.AgentID, m.RequestID, m.Code, m.Message))
+}

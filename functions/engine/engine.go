@@ -1,0 +1,273 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/keyferry/keyferry/functions/metrics"
+	"github.com/keyferry/keyferry/functions/pacer"
+	"github.com/keyferry/keyferry/functions/store"
+	"github.com/keyferry/keyferry/shared/groups"
+	"github.com/keyferry/keyferry/shared/protocol"
+)
+
+// kmsAPI is the slice of the KMS client the engine uses.
+type kmsAPI interface {
+	CreateKey(ctx context.Context, in *kms.CreateKeyInput, opts ...func(*kms.Options)) (*kms.CreateKeyOutput, error)
+	DescribeKey(ctx context.Context, in *kms.DescribeKeyInput, opts ...func(*kms.Options)) (*kms.DescribeKeyOutput, error)
+	GetParametersForImport(ctx context.Context, in *kms.GetParametersForImportInput, opts ...func(*kms.Options)) (*kms.GetParametersForImportOutput, error)
+	ImportKeyMaterial(ctx context.Context, in *kms.ImportKeyMaterialInput, opts ...func(*kms.Options)) (*kms.ImportKeyMaterialOutput, error)
+	DeleteImportedKeyMaterial(ctx context.Context, in *kms.DeleteImportedKeyMaterialInput, opts ...func(*kms.Options)) (*kms.DeleteImportedKeyMaterialOutput, error)
+	CreateAlias(ctx context.Context, in *kms.CreateAliasInput, opts ...func(*kms.Options)) (*kms.CreateAliasOutput, error)
+	UpdateAlias(ctx context.Context, in *kms.UpdateAliasInput, opts ...func(*kms.Options)) (*kms.UpdateAliasOutput, error)
+	DisableKey(ctx context.Context, in *kms.DisableKeyInput, opts ...func(*kms.Options)) (*kms.DisableKeyOutput, error)
+	EnableKey(ctx context.Context, in *kms.EnableKeyInput, opts ...func(*kms.Options)) (*kms.EnableKeyOutput, error)
+	ScheduleKeyDeletion(ctx context.Context, in *kms.ScheduleKeyDeletionInput, opts ...func(*kms.Options)) (*kms.ScheduleKeyDeletionOutput, error)
+	RotateKeyOnDemand(ctx context.Context, in *kms.RotateKeyOnDemandInput, opts ...func(*kms.Options)) (*kms.RotateKeyOnDemandOutput, error)
+	GetKeyRotationStatus(ctx context.Context, in *kms.GetKeyRotationStatusInput, opts ...func(*kms.Options)) (*kms.GetKeyRotationStatusOutput, error)
+	PutKeyPolicy(ctx context.Context, in *kms.PutKeyPolicyInput, opts ...func(*kms.Options)) (*kms.PutKeyPolicyOutput, error)
+	Encrypt(ctx context.Context, in *kms.EncryptInput, opts ...func(*kms.Options)) (*kms.EncryptOutput, error)
+	Decrypt(ctx context.Context, in *kms.DecryptInput, opts ...func(*kms.Options)) (*kms.DecryptOutput, error)
+	GenerateMac(ctx context.Context, in *kms.GenerateMacInput, opts ...func(*kms.Options)) (*kms.GenerateMacOutput, error)
+	GetPublicKey(ctx context.Context, in *kms.GetPublicKeyInput, opts ...func(*kms.Options)) (*kms.GetPublicKeyOutput, error)
+	ListKeyRotations(ctx context.Context, in *kms.ListKeyRotationsInput, opts ...func(*kms.Options)) (*kms.ListKeyRotationsOutput, error)
+	Sign(ctx context.Context, in *kms.SignInput, opts ...func(*kms.Options)) (*kms.SignOutput, error)
+}
+
+var _ kmsAPI = (*kms.Client)(nil)
+
+// connectionsAPI is the slice of the @connections management client the engine uses.
+type connectionsAPI interface {
+	PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput, opts ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
+}
+
+var _ connectionsAPI = (*apigatewaymanagementapi.Client)(nil)
+
+// Engine runs rotation jobs.
+type Engine struct {
+	Store       *store.Store
+	KMS         kmsAPI
+	Connections connectionsAPI
+	Groups      *groups.Config
+	// Signer signs wrap_requests (the control plane's KMS key); SignerID is
+	// the envelope signer id (the key id agents pin).
+	Signer   protocol.Signer
+	SignerID string
+	Pacer    *pacer.Pacer
+	Metrics  *metrics.Emitter
+	Log      *slog.Logger
+	Now      func() time.Time
+
+	// RequestTTL is the lifetime of a wrap_request (default 5 min).
+	RequestTTL time.Duration
+	// JobTimeout is the deadline of a job's current step (default 15 min).
+	JobTimeout time.Duration
+	// MaxAttempts bounds sweeper retries of a stuck job (default 3).
+	MaxAttempts int
+	// Skew is the clock skew allowed on agent messages (default 2 min).
+	Skew time.Duration
+	// RotationPoll and RotationWait bound the wait for an in-place rotation
+	// to complete inside one invocation (defaults 200ms and 20s).
+	RotationPoll, RotationWait time.Duration
+
+	// AfterStep, when set (tests), is called after each committed
+	// transition; an error aborts the run there, simulating a crash.
+	AfterStep func(j *store.Job) error
+}
+
+// Errors callers branch on.
+var (
+	// ErrNoAgent: no live, verified agent of the group's pool is connected.
+	ErrNoAgent = errors.New("engine: no live agent connected for the group's HSM pool")
+	// ErrUnknownGroup: the group is not in the key-group file.
+	ErrUnknownGroup = errors.New("engine: unknown group")
+	// ErrRejected: an agent message was refused (bad signature, unknown
+	// job, replay, mismatch); nothing changed.
+	ErrRejected = errors.New("engine: agent message rejected")
+	// ErrCrash is what AfterStep hooks return in crash-injection tests.
+	ErrCrash = errors.New("engine: injected crash")
+)
+
+// failure is a permanent error: the job fails with it as the reason.
+type failure struct{ reason string }
+
+func (f *failure) Error() string { return f.reason }
+
+func failf(format string, args ...any) error { return &failure{reason: fmt.Sprintf(format, args...)} }
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (e *Engine) log() *slog.Logger {
+	if e.Log != nil {
+		return e.Log
+	}
+	return slog.Default()
+}
+
+func (e *Engine) requestTTL() time.Duration {
+	if e.RequestTTL > 0 {
+		return e.RequestTTL
+	}
+	return 5 * time.Minute
+}
+
+func (e *Engine) jobTimeout() time.Duration {
+	if e.JobTimeout > 0 {
+		return e.JobTimeout
+	}
+	return 15 * time.Minute
+}
+
+func (e *Engine) skew() time.Duration {
+	if e.Skew > 0 {
+		return e.Skew
+	}
+	return 2 * time.Minute
+}
+
+func (e *Engine) group(name string) (*groups.Group, error) {
+	if e.Groups == nil {
+		return nil, fmt.Errorf("%w: %q (no key-group file loaded)", ErrUnknownGroup, name)
+	}
+	g, ok := e.Groups.Group(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownGroup, name)
+	}
+	return g, nil
+}
+
+func scope(g *groups.Group) string { return g.Account + "/" + g.Region }
+
+// call runs one KMS operation through the pacer.
+func (e *Engine) call(ctx context.Context, g *groups.Group, op string, f func(context.Context) error) error {
+	return e.Pacer.Do(ctx, scope(g), op, f)
+}
+
+// TriggerRequest starts (or finds) the job for one trigger delivery.
+type TriggerRequest struct {
+	Group     string
+	Kind      store.Kind
+	Trigger   string // schedule, alarm, operator, keepalive, restore
+	TriggerID string
+	// Cooldown > 0 applies the group's alarm cooldown.
+	Cooldown time.Duration
+	// Generation names the generation a reimport job re-arms.
+	Generation int64
+}
+
+// Start records the trigger and, if it started a new job, runs it as far as
+// it goes in this invocation (normally until the wrap_request is sent).
+func (e *Engine) Start(ctx context.Context, r TriggerRequest) (*store.Job, store.Outcome, error) {
+	g, err := e.group(r.Group)
+	if err != nil {
+		return nil, "", err
+	}
+	kind := r.Kind
+	if kind == "" {
+		kind = store.KindRotate
+	}
+	j := &store.Job{
+		Group: g.Name, Kind: kind, Trigger: r.Trigger, TriggerID: r.TriggerID,
+		ReimportGeneration: r.Generation,
+		Deadline:           e.now().Add(e.jobTimeout()),
+	}
+	j, outcome, err := e.Store.StartJob(ctx, j, r.Cooldown)
+	if err != nil {
+		return nil, "", err
+	}
+	log := e.log().With("job", j.ID, "group", j.Group, "trigger", r.Trigger, "outcome", string(outcome))
+	switch outcome {
+	case store.Started:
+		log.InfoContext(ctx, "job started", "kind", string(kind))
+		err = e.Run(ctx, j)
+	case store.Skipped:
+		log.InfoContext(ctx, "trigger skipped", "reason", j.Reason)
+	case store.Duplicate:
+		log.InfoContext(ctx, "duplicate trigger", "state", string(j.State))
+	}
+	return j, outcome, err
+}
+
+// Resume reloads a job and runs it on.
+func (e *Engine) Resume(ctx context.Context, jobID string) (*store.Job, error) {
+	j, err := e.Store.GetJob(ctx, jobID)
+	if err != nil {
+		return nil, err
+	}
+	err = e.Run(ctx, j)
+	return j, err
+}
+
+// Run advances j until it waits for an agent (REQUESTED), ends, or hits a
+// transient error (left for a later event or the sweeper).
+func (e *Engine) Run(ctx context.Context, j *store.Job) error {
+	for !j.State.Terminal() {
+		if j.State == store.StateRequested {
+			return nil
+		}
+		g, err := e.group(j.Group)
+		if err != nil {
+			return e.fail(ctx, j, err.Error())
+		}
+		from := j.State
+		err = e.step(ctx, g, j)
+		var f *failure
+		switch {
+		case errors.As(err, &f):
+			return e.fail(ctx, j, f.reason)
+		case errors.Is(err, store.ErrConflict):
+			// Someone else advanced the job: stop; they own it now.
+			e.log().InfoContext(ctx, "job advanced elsewhere", "job", j.ID, "state", string(from))
+			return nil
+		case err != nil:
+			e.log().WarnContext(ctx, "job step failed, will retry", "job", j.ID, "group", j.Group, "state", string(from), "error", err.Error())
+			return err
+		}
+		if e.AfterStep != nil {
+			if err := e.AfterStep(j); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// advance commits a transition and renews the deadline.
+func (e *Engine) advance(ctx context.Context, j *store.Job, to store.State, note string) error {
+	j.Deadline = e.now().Add(e.jobTimeout())
+	if err := e.Store.Advance(ctx, j, to, note); err != nil {
+		return err
+	}
+	e.log().InfoContext(ctx, "job transition", "job", j.ID, "group", j.Group, "to", string(to), "note", note)
+	return nil
+}
+
+// fail ends j as FAILED with reason and cleans up a new key that never got
+// material (so no key is left behind in PendingImport).
+func (e *Engine) fail(ctx context.Context, j *store.Job, reason string) error {
+	if j.State.Terminal() {
+		return nil
+	}
+	from := j.State
+	j.Reason = reason
+	if err := e.Store.Advance(ctx, j, store.StateFailed, reason); err != nil {
+		return err
+	}
+	e.log().ErrorContext(ctx, "job failed", "job", j.ID, "group", j.Group, "state", string(from), "reason", reason)
+	e.Metrics.Emit(metrics.RotationsFailed, 1, metrics.Count, map[string]string{"Group": j.Group})
+	if g, err := e.group(j.Group); err == nil {
+		e.cleanupNewKey(ctx, g, j)
+	}
+	return nil
+}
