@@ -24,7 +24,7 @@ func TestRawToDERAgainstCryptoECDSA(t *testing.T) {
 				t.Fatal(err)
 			}
 			sawShort := false
-			for i := 0; i < 300; i++ {
+			for i := 0; i < 64; i++ {
 				digest := sha256.Sum256([]byte{byte(i), byte(i >> 8)})
 				der, err := ecdsa.SignASN1(rand.Reader, key, digest[:])
 				if err != nil {
@@ -55,7 +55,7 @@ func TestRawToDERAgainstCryptoECDSA(t *testing.T) {
 				}
 			}
 			if !sawShort {
-				t.Log("no r or s with a leading zero byte in 300 signatures")
+				t.Log("no r or s with a leading zero byte in 64 signatures (TestRawToDERLeadingZeroes covers it)")
 			}
 		})
 	}

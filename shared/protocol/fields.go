@@ -5,7 +5,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
 	"regexp"
@@ -15,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyferry/keyferry/shared/keyspec"
+	"github.com/keyferry/keyferry/shared/secp256k1"
 )
 
 // MaxTextBytes bounds identifier-like string fields (ids, labels, pool names).
@@ -139,39 +139,13 @@ func parseP256SPKI(field string, der []byte) (*ecdsa.PublicKey, error) {
 	return ek, nil
 }
 
-var (
-	oidECPublicKey = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
-	oidSecp256k1   = asn1.ObjectIdentifier{1, 3, 132, 0, 10}
-)
-
-type spki struct {
-	Algorithm struct {
-		Algorithm  asn1.ObjectIdentifier
-		Parameters asn1.RawValue `asn1:"optional"`
-	}
-	PublicKey asn1.BitString
-}
-
 // checkPublicKeyForSpec checks that der is the DER SPKI of a public key of
 // the given asymmetric key spec (RSA modulus size, ECC curve).
 func checkPublicKeyForSpec(field string, der []byte, info keyspec.Info) error {
 	if info.Curve == "secp256k1" {
-		// crypto/x509 does not know secp256k1: check the structure by hand.
-		var k spki
-		rest, err := asn1.Unmarshal(der, &k)
-		if err != nil || len(rest) != 0 {
-			return invalid(field, "not a DER SubjectPublicKeyInfo")
-		}
-		var curve asn1.ObjectIdentifier
-		if !k.Algorithm.Algorithm.Equal(oidECPublicKey) {
-			return invalid(field, "not an EC public key")
-		}
-		if r, err := asn1.Unmarshal(k.Algorithm.Parameters.FullBytes, &curve); err != nil || len(r) != 0 || !curve.Equal(oidSecp256k1) {
-			return invalid(field, "EC public key is not on secp256k1")
-		}
-		p := k.PublicKey.Bytes
-		if k.PublicKey.BitLength != 8*len(p) || len(p) != 65 || p[0] != 4 {
-			return invalid(field, "secp256k1 point must be 65 bytes uncompressed")
+		// crypto/x509 does not know secp256k1.
+		if _, err := secp256k1.ParsePKIXPublicKey(der); err != nil {
+			return invalidErr(field, "not a secp256k1 SubjectPublicKeyInfo", err)
 		}
 		return nil
 	}

@@ -4,32 +4,24 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/asn1"
-	"encoding/hex"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/keyferry/keyferry/shared/keyspec"
+	"github.com/keyferry/keyferry/shared/secp256k1"
 	"github.com/keyferry/keyferry/shared/wrapping"
 )
 
-// secp256k1SPKI is the DER SPKI of the secp256k1 generator point G (a
-// valid public key; crypto/x509 cannot produce secp256k1 keys).
+// secp256k1SPKI is the DER SPKI of a fresh secp256k1 key (crypto/x509
+// cannot produce one).
 func secp256k1SPKI(t testing.TB) []byte {
 	t.Helper()
-	x, _ := hex.DecodeString("79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
-	y, _ := hex.DecodeString("483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8")
-	var k spki
-	k.Algorithm.Algorithm = oidECPublicKey
-	params, err := asn1.Marshal(oidSecp256k1)
+	k, err := secp256k1.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.Algorithm.Parameters = asn1.RawValue{FullBytes: params}
-	pt := append(append([]byte{4}, x...), y...)
-	k.PublicKey = asn1.BitString{Bytes: pt, BitLength: 8 * len(pt)}
-	der, err := asn1.Marshal(k)
+	der, err := secp256k1.MarshalPKIXPublicKey(&k.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +131,11 @@ func TestOpenWrapResultRejects(t *testing.T) {
 		}, errWant{invalid: "public_key"}},
 		{"wrong rsa size", func(m *WrapResult) {
 			m.KeySpec, m.WrappingAlgorithm, m.PublicKey = keyspec.RSA3072, keyspec.RSAAESKeyWrapSHA1, spkiDER(t, &rsaKey(t, 2048).PublicKey)
+		}, errWant{invalid: "public_key"}},
+		{"secp256k1 point off the curve", func(m *WrapResult) {
+			der := secp256k1SPKI(t)
+			der[len(der)-1] ^= 1
+			m.KeySpec, m.PublicKey = keyspec.ECCSECGP256K1, der
 		}, errWant{invalid: "public_key"}},
 		{"nist key for secp256k1", func(m *WrapResult) {
 			m.KeySpec, m.PublicKey = keyspec.ECCSECGP256K1, ecKeyDER(t, elliptic.P256())
