@@ -49,7 +49,7 @@ func (d *decoder) resolve(n *yaml.Node, path string) *yaml.Node {
 	}
 	d.visits++
 	if d.visits == maxNodes+1 {
-		d.addf(nil, path, "document too large (more than %d nodes after expanding aliases)", maxNodes)
+		d.addf(nil, "", "document too large (more than %d nodes after expanding aliases, at %s)", maxNodes, path)
 	}
 	if d.visits > maxNodes {
 		return nil

@@ -40,10 +40,19 @@ func (e *ValidationError) Error() string {
 
 // problems collects Problems in the order they are found.
 type problems struct {
-	list []Problem
+	list    []Problem
+	dropped int
 }
 
+// maxProblems bounds the list so that hostile input cannot make the error
+// huge; document-level problems (empty path) are always kept.
+const maxProblems = 1000
+
 func (p *problems) addf(path, format string, args ...any) {
+	if len(p.list) >= maxProblems && path != "" {
+		p.dropped++
+		return
+	}
 	p.list = append(p.list, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
@@ -59,6 +68,10 @@ func (p *problems) err() error {
 		}
 		return ia < ib
 	})
+	if p.dropped > 0 {
+		p.list = append(p.list, Problem{Message: fmt.Sprintf("%d more problems not shown", p.dropped)})
+		p.dropped = 0
+	}
 	return &ValidationError{Problems: p.list}
 }
 
