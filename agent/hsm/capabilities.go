@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/asn1"
 	"fmt"
 	"slices"
 	"strings"
@@ -181,7 +182,16 @@ func (s session) probeSpec(spec keyspec.Spec, mechs map[uint]pkcs11.MechanismInf
 		for _, m := range modes {
 			blob, err := s.wrap(target, &priv.PublicKey, alg, m)
 			if err == nil {
-				err = checkProbeBlob(priv, alg, info, blob)
+				if cerr := checkProbeBlob(priv, alg, info, blob); cerr != nil {
+					mech := mechName(pkcs11.CKM_RSA_PKCS_OAEP)
+					switch m {
+					case modeRSAAESKW:
+						mech = mechName(pkcs11.CKM_RSA_AES_KEY_WRAP)
+					case modeTwoStep:
+						mech = mechName(s.hsm.cfg.kwpMechanism())
+					}
+					err = fmt.Errorf("%s: %w", mech, cerr)
+				}
 			}
 			if err == nil {
 				res.modes[spec][alg] = m
@@ -248,8 +258,19 @@ func checkProbeBlob(priv *rsa.PrivateKey, alg keyspec.WrappingAlgorithm, info ke
 	if info.Format == keyspec.MaterialRaw && len(m) != info.KeyBytes {
 		return fmt.Errorf("trial blob unwraps to %d bytes, want %d", len(m), info.KeyBytes)
 	}
-	if info.Format == keyspec.MaterialPKCS8 && (len(m) < 2 || m[0] != 0x30) {
-		return fmt.Errorf("trial blob does not unwrap to a DER PKCS#8 structure")
+	if info.Format == keyspec.MaterialPKCS8 {
+		var seq asn1.RawValue
+		rest, err := asn1.Unmarshal(m, &seq)
+		if err != nil || seq.Tag != asn1.TagSequence {
+			return fmt.Errorf("trial blob does not unwrap to a DER PKCS#8 structure")
+		}
+		if len(rest) != 0 {
+			// SoftHSM 2.6.1: CKM_AES_KEY_WRAP_PAD zero-pads private keys to a
+			// multiple of 8 bytes before RFC 5649, so the MLI covers the
+			// zeros and KMS would receive PKCS#8 with trailing bytes.
+			return fmt.Errorf("%s output unwraps to PKCS#8 followed by %d padding bytes (token pads before RFC 5649; not what KMS expects)",
+				"AES key wrap with padding", len(rest))
+		}
 	}
 	return nil
 }

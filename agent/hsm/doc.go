@@ -7,7 +7,7 @@
 // actually do, and exposes the HSM-resident identity key that signs the
 // agent's wrap results.
 //
-// Security invariant: no code path here reads CKA_VALUE of any object; key
+// Security invariant: no code path here asks the token for the value attribute of any object; key
 // material leaves the token only as C_WrapKey output. Logs carry labels, key
 // specs, algorithms and PKCS#11 return codes, never key bytes or PINs.
 package hsm

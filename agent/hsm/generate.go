@@ -57,8 +57,10 @@ func (h *HSM) Generate(ctx context.Context, label string, spec keyspec.Spec, opt
 		if len(objs) > 0 {
 			return &KeyExistsError{Label: label, Token: h.token}
 		}
-		_, err = s.generate(info, label, true, !o.nonSensitive, true)
-		return err
+		if _, err = s.generate(info, label, true, !o.nonSensitive, true); err != nil {
+			return s.unsupportedGen(info, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -227,4 +229,17 @@ func (s session) specOf(o pkcs11.ObjectHandle, class uint) (keyspec.Spec, error)
 		return "", fmt.Errorf("hsm: EC key on an unsupported curve")
 	}
 	return "", fmt.Errorf("hsm: object class %d key type 0x%X matches no KMS key spec", class, kt)
+}
+
+// unsupportedGen turns "the token cannot generate this" into an
+// *UnsupportedError naming the keygen mechanism and the token.
+func (s session) unsupportedGen(info keyspec.Info, err error) error {
+	switch codeOf(err) {
+	case pkcs11.CKR_MECHANISM_INVALID, pkcs11.CKR_MECHANISM_PARAM_INVALID, pkcs11.CKR_FUNCTION_NOT_SUPPORTED,
+		pkcs11.CKR_KEY_SIZE_RANGE, pkcs11.CKR_DOMAIN_PARAMS_INVALID, pkcs11.CKR_CURVE_NOT_SUPPORTED,
+		pkcs11.CKR_TEMPLATE_INCONSISTENT, pkcs11.CKR_ATTRIBUTE_VALUE_INVALID:
+		return &UnsupportedError{Token: s.token, Spec: string(info.Spec), Mechanism: mechName(keygenMechanism(info.Family)),
+			Reason: codeName(codeOf(err))}
+	}
+	return err
 }
