@@ -32,16 +32,24 @@ func TestImportKeyMaterialValidation(t *testing.T) {
 		want     string
 	}{
 		{"DOES_NOT_EXPIRE", nil, func(i *in) {}, ""},
-		{"EXPIRES with whole-second ValidTo", nil, func(i *in) { i.ExpirationModel, i.ValidTo = types.ExpirationModelTypeKeyMaterialExpires, whole(48 * time.Hour) }, ""},
+		{"EXPIRES with whole-second ValidTo", nil, func(i *in) {
+			i.ExpirationModel, i.ValidTo = types.ExpirationModelTypeKeyMaterialExpires, whole(48*time.Hour)
+		}, ""},
 		{"EXPIRES with fractional ValidTo", nil, func(i *in) {
 			i.ExpirationModel, i.ValidTo = types.ExpirationModelTypeKeyMaterialExpires, at(48*time.Hour+500*time.Millisecond)
 		}, ""},
-		{"ValidTo 364 days ahead", nil, func(i *in) { i.ExpirationModel, i.ValidTo = types.ExpirationModelTypeKeyMaterialExpires, at(364 * 24 * time.Hour) }, ""},
+		{"ValidTo 364 days ahead", nil, func(i *in) {
+			i.ExpirationModel, i.ValidTo = types.ExpirationModelTypeKeyMaterialExpires, at(364*24*time.Hour)
+		}, ""},
 		{"ValidTo without ExpirationModel (defaults to EXPIRES)", nil, func(i *in) { i.ExpirationModel, i.ValidTo = "", at(time.Hour) }, ""},
 		{"no ExpirationModel, no ValidTo", nil, func(i *in) { i.ExpirationModel = "" }, errValidation},
 		{"EXPIRES without ValidTo", nil, func(i *in) { i.ExpirationModel = types.ExpirationModelTypeKeyMaterialExpires }, errValidation},
-		{"ValidTo in the past", nil, func(i *in) { i.ExpirationModel, i.ValidTo = types.ExpirationModelTypeKeyMaterialExpires, at(-time.Minute) }, errValidation},
-		{"ValidTo 366 days ahead", nil, func(i *in) { i.ExpirationModel, i.ValidTo = types.ExpirationModelTypeKeyMaterialExpires, at(366 * 24 * time.Hour) }, errValidation},
+		{"ValidTo in the past", nil, func(i *in) {
+			i.ExpirationModel, i.ValidTo = types.ExpirationModelTypeKeyMaterialExpires, at(-time.Minute)
+		}, errValidation},
+		{"ValidTo 366 days ahead", nil, func(i *in) {
+			i.ExpirationModel, i.ValidTo = types.ExpirationModelTypeKeyMaterialExpires, at(366*24*time.Hour)
+		}, errValidation},
 		{"DOES_NOT_EXPIRE with ValidTo", nil, func(i *in) { i.ValidTo = at(time.Hour) }, errValidation},
 		{"unknown ExpirationModel", nil, func(i *in) { i.ExpirationModel = "SOMETIMES" }, errValidation},
 		{"unknown ImportType", nil, func(i *in) { i.ImportType = "FRESH" }, errValidation},
