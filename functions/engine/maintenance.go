@@ -1,0 +1,269 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/keyferry/keyferry/functions/metrics"
+	"github.com/keyferry/keyferry/functions/store"
+	"github.com/keyferry/keyferry/shared/keyspec"
+)
+
+// DefaultReimportMargin applies when a group with expiring material sets none.
+const DefaultReimportMargin = 7 * 24 * time.Hour
+
+// Keepalive starts a re-import job (same HSM key re-wrapped,
+// EXISTING_KEY_MATERIAL) for every live generation of every group with
+// expiring material whose ValidTo is within the group's margin. Trigger
+// ids are per generation and ValidTo, so repeated keepalive runs start each
+// re-import once.
+func (e *Engine) Keepalive(ctx context.Context) ([]*store.Job, error) {
+	if e.Groups == nil {
+		return nil, nil
+	}
+	var out []*store.Job
+	var errs []error
+	now := e.now()
+	for i := range e.Groups.Groups {
+		g := &e.Groups.Groups[i]
+		if !g.MaterialExpires() {
+			continue
+		}
+		margin := g.ReimportMargin.Std()
+		if margin <= 0 {
+			margin = DefaultReimportMargin
+		}
+		gens, err := e.Store.Generations(ctx, g.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, gen := range gens {
+			if gen.State == store.GenKilled || gen.ExpiresAt.IsZero() {
+				continue
+			}
+			left := gen.ExpiresAt.Sub(now)
+			e.Metrics.Emit(metrics.MaterialSecondsToExpiry, left.Seconds(), metrics.Seconds, map[string]string{"Group": g.Name})
+			e.Metrics.Emit(metrics.KeyAge, now.Sub(gen.CreatedAt).Seconds(), metrics.Seconds, map[string]string{"Group": g.Name})
+			if left > margin {
+				continue
+			}
+			j, _, err := e.Start(ctx, TriggerRequest{
+				Group: g.Name, Kind: store.KindReimport, Trigger: "keepalive", Generation: gen.Generation,
+				TriggerID: fmt.Sprintf("keepalive/%s/%d/%d", g.Name, gen.Generation, gen.ExpiresAt.Unix()),
+			})
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if j != nil {
+				out = append(out, j)
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// Sweep finds live jobs past their deadline: each is retried from its
+// last safe state (a REQUESTED job re-asks with fresh parameters) up to
+// MaxAttempts, then failed with a reason. Failed jobs' new keys are cleaned
+// up (no key left in PendingImport).
+func (e *Engine) Sweep(ctx context.Context) (retried, failed int, err error) {
+	maxAttempts := e.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = 3
+	}
+	now := e.now()
+	var errs []error
+	for _, st := range store.LiveStates() {
+		jobs, err := e.Store.JobsInState(ctx, st, now)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, j := range jobs {
+			if j.Attempts >= maxAttempts {
+				if err := e.fail(ctx, j, fmt.Sprintf("deadline exceeded in state %s after %d attempts", st, j.Attempts)); err != nil {
+					errs = append(errs, err)
+				}
+				failed++
+				continue
+			}
+			j.Attempts++
+			var aerr error
+			if st == store.StateRequested {
+				aerr = e.advance(ctx, j, store.StateKeyReady, "no wrap_result before the deadline: ask again")
+			} else {
+				j.Deadline = now.Add(e.jobTimeout())
+				aerr = e.Store.Save(ctx, j)
+			}
+			if aerr != nil {
+				errs = append(errs, aerr)
+				continue
+			}
+			retried++
+			if err := e.Run(ctx, j); err != nil {
+				e.log().WarnContext(ctx, "sweeper retry did not finish", "job", j.ID, "error", err.Error())
+			}
+		}
+	}
+	failedJobs, err := e.Store.JobsInState(ctx, store.StateFailed, now.Add(e.jobTimeout()))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, j := range failedJobs {
+		if g, err := e.group(j.Group); err == nil {
+			e.cleanupNewKey(ctx, g, j)
+		}
+	}
+	if n, err := e.Store.CountConnections(ctx); err == nil {
+		e.Metrics.Emit(metrics.AgentsConnected, float64(n), metrics.Count, nil)
+	}
+	return retried, failed, errors.Join(errs...)
+}
+
+// Kill engages the kill switch: DeleteImportedKeyMaterial on every material
+// of every key of the group (every key becomes unusable at once) and marks
+// the generations KILLED. The HSM copies stay; Restore re-imports them.
+func (e *Engine) Kill(ctx context.Context, group string) (int, error) {
+	g, err := e.group(group)
+	if err != nil {
+		return 0, err
+	}
+	if err := e.Store.SetKilled(ctx, g.Name, true); err != nil {
+		return 0, err
+	}
+	gens, err := e.Store.Generations(ctx, g.Name)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	// Newest first: for in-place keys the current material goes first.
+	for i := len(gens) - 1; i >= 0; i-- {
+		gen := gens[i]
+		if gen.State == store.GenKilled {
+			continue
+		}
+		in := &kms.DeleteImportedKeyMaterialInput{KeyId: aws.String(gen.KeyARN)}
+		if g.Info().Family == keyspec.FamilySymmetric && gen.KeyMaterialID != "" {
+			in.KeyMaterialId = aws.String(gen.KeyMaterialID)
+		}
+		err := e.call(ctx, g, "DeleteImportedKeyMaterial", func(ctx context.Context) error {
+			_, err := e.KMS.DeleteImportedKeyMaterial(ctx, in)
+			return err
+		})
+		if err != nil && apiCode(err) != "NotFoundException" {
+			errs = append(errs, fmt.Errorf("kms DeleteImportedKeyMaterial %s/%s: %w", gen.KeyARN, gen.KeyMaterialID, err))
+			continue
+		}
+		gen.State = store.GenKilled
+		if err := e.Store.UpdateGeneration(ctx, gen); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	e.log().WarnContext(ctx, "kill switch engaged", "group", g.Name, "materials_deleted", n)
+	return n, errors.Join(errs...)
+}
+
+// Restore lifts the kill switch: a re-import job (rewrap of the same HSM
+// key) for every KILLED generation. requestID makes the operator request
+// idempotent.
+func (e *Engine) Restore(ctx context.Context, group, requestID string) ([]*store.Job, error) {
+	g, err := e.group(group)
+	if err != nil {
+		return nil, err
+	}
+	gens, err := e.Store.Generations(ctx, g.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Store.SetKilled(ctx, g.Name, false); err != nil {
+		return nil, err
+	}
+	var out []*store.Job
+	var errs []error
+	for _, gen := range gens {
+		if gen.State != store.GenKilled {
+			continue
+		}
+		j, _, err := e.Start(ctx, TriggerRequest{
+			Group: g.Name, Kind: store.KindReimport, Trigger: "restore", Generation: gen.Generation,
+			TriggerID: fmt.Sprintf("restore/%s/%d/%s", g.Name, gen.Generation, requestID),
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if j != nil {
+			out = append(out, j)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// Reimport starts a re-import of every live generation (operator "sync
+// import material").
+func (e *Engine) Reimport(ctx context.Context, group, requestID string) ([]*store.Job, error) {
+	g, err := e.group(group)
+	if err != nil {
+		return nil, err
+	}
+	gens, err := e.Store.Generations(ctx, g.Name)
+	if err != nil {
+		return nil, err
+	}
+	var out []*store.Job
+	var errs []error
+	for _, gen := range gens {
+		if gen.State == store.GenKilled {
+			continue
+		}
+		j, _, err := e.Start(ctx, TriggerRequest{
+			Group: g.Name, Kind: store.KindReimport, Trigger: "operator", Generation: gen.Generation,
+			TriggerID: fmt.Sprintf("sync-import/%s/%d/%s", g.Name, gen.Generation, requestID),
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if j != nil {
+			out = append(out, j)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// SyncPolicy puts the group's key policy on every key of the group.
+func (e *Engine) SyncPolicy(ctx context.Context, group string) (int, error) {
+	g, err := e.group(group)
+	if err != nil {
+		return 0, err
+	}
+	if len(g.Policy) == 0 {
+		return 0, fmt.Errorf("engine: group %s has no policy document loaded", g.Name)
+	}
+	gens, err := e.Store.Generations(ctx, g.Name)
+	if err != nil {
+		return 0, err
+	}
+	seen := map[string]bool{}
+	for _, gen := range gens {
+		if seen[gen.KeyARN] {
+			continue
+		}
+		seen[gen.KeyARN] = true
+		err := e.call(ctx, g, "PutKeyPolicy", func(ctx context.Context) error {
+			_, err := e.KMS.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(gen.KeyARN), Policy: aws.String(string(g.Policy)), PolicyName: aws.String("default")})
+			return err
+		})
+		if err != nil {
+			return len(seen) - 1, fmt.Errorf("kms PutKeyPolicy %s: %w", gen.KeyARN, err)
+		}
+	}
+	return len(seen), nil
+}
