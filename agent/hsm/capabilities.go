@@ -162,7 +162,7 @@ func (s session) probeSpec(spec keyspec.Spec, mechs map[uint]pkcs11.MechanismInf
 		c.Missing = fmt.Sprintf("%s: %s", mechName(gen), codeName(codeOf(err)))
 		return c, nil
 	}
-	defer s.destroyProbe(target)
+	defer func() { s.destroyProbe(target) }()
 	native := !s.hsm.cfg.NoRSAAESKeyWrap
 	if _, ok := mechs[pkcs11.CKM_RSA_AES_KEY_WRAP]; !ok {
 		native = false
@@ -181,6 +181,16 @@ func (s session) probeSpec(spec keyspec.Spec, mechs map[uint]pkcs11.MechanismInf
 		var fails []string
 		for _, m := range modes {
 			blob, err := s.wrap(target, &priv.PublicKey, alg, m)
+			// An RSA PKCS#8 whose length is already a multiple of 8 cannot
+			// tell RFC 5649 from "zero-pad, then wrap" (SoftHSM): retry with
+			// fresh throwaway keys until the length is not aligned.
+			for try := 0; err == nil && alg.Hybrid() && info.Family == keyspec.FamilyRSA && try < 8 && alignedPKCS8(priv, alg, blob); try++ {
+				s.destroyProbe(target)
+				if target, err = s.generate(probeInfo, "kf-probe", false, true, true); err != nil {
+					return c, err
+				}
+				blob, err = s.wrap(target, &priv.PublicKey, alg, m)
+			}
 			if err == nil {
 				if cerr := checkProbeBlob(priv, alg, info, blob); cerr != nil {
 					mech := mechName(pkcs11.CKM_RSA_PKCS_OAEP)
@@ -360,4 +370,17 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// alignedPKCS8 reports whether the blob unwraps to a DER structure whose
+// length is a multiple of 8 with nothing after it.
+func alignedPKCS8(priv *rsa.PrivateKey, alg keyspec.WrappingAlgorithm, blob []byte) bool {
+	m, err := wrapping.Unwrap(priv, alg, blob)
+	if err != nil {
+		return false
+	}
+	defer clear(m)
+	var seq asn1.RawValue
+	rest, err := asn1.Unmarshal(m, &seq)
+	return err == nil && len(rest) == 0 && len(m)%8 == 0
 }

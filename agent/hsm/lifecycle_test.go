@@ -54,6 +54,8 @@ func TestUnsupportedCombinationsAreTypedAndCreateNothing(t *testing.T) {
 	priv := kmsWrappingKey(t, keyspec.WrapRSA2048)
 	der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
 	forEachToken(t, func(t *testing.T, tok *token) {
+		tok.key(t, keyspec.RSA2048, true)
+		tok.key(t, keyspec.SymmetricDefault, true)
 		before, _ := tok.h.CountObjects(ctx)
 		cases := []struct {
 			name, label string

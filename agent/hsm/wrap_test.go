@@ -243,7 +243,9 @@ func TestSoftHSMAESKeyWrapPadZeroPadsPrivateKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Supported exactly when the PKCS#8 length is already a multiple of 8.
-			if padded != (len(rest) > 0) || len(material)%8 != 0 || len(rest) >= 8 || !bytes.Equal(rest, make([]byte, len(rest))) {
+			// Refused keys may still be aligned by luck (RSA lengths vary);
+			// accepted keys must never carry padding.
+			if (!padded && len(rest) > 0) || len(material)%8 != 0 || len(rest) >= 8 || !bytes.Equal(rest, make([]byte, len(rest))) {
 				t.Fatalf("expected zero padding to a multiple of 8: material %d bytes, %d trailing %x", len(material), len(rest), rest)
 			}
 			t.Logf("%s: PKCS#8 %d bytes + %d zero bytes", spec, len(seq.FullBytes), len(rest))
