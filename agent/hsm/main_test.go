@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -57,6 +59,7 @@ func run(m *testing.M) int {
 	}
 	defer release()
 	for _, t := range []*token{{name: "softhsm2", cfg: soft}, {name: "opencryptoki", cfg: ock}} {
+		t.cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil)) // keep test and benchmark output readable
 		h, err := hsm.Open(ctx, t.cfg)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "open %s: %v\n", t.name, err)
