@@ -103,10 +103,10 @@ type Job struct {
 	History               []Transition `json:"history"`
 }
 
-// JobIDForTrigger derives the job id from a trigger id, so every delivery of
-// one trigger names the same job.
-func JobIDForTrigger(triggerID string) string {
-	h := sha256.Sum256([]byte(triggerID))
+// JobIDForTrigger derives the job id from the group and the trigger id, so
+// every delivery of one trigger names the same job.
+func JobIDForTrigger(group, triggerID string) string {
+	h := sha256.Sum256([]byte(group + "\x00" + triggerID))
 	return "job-" + hex.EncodeToString(h[:12])
 }
 

@@ -44,7 +44,7 @@ func (s *Store) StartJob(ctx context.Context, j *Job, cooldown time.Duration) (*
 		return nil, "", errors.New("store: start job: trigger id and group are required")
 	}
 	now := s.now().UTC()
-	j.ID = JobIDForTrigger(j.TriggerID)
+	j.ID = JobIDForTrigger(j.Group, j.TriggerID)
 	j.State = StatePending
 	j.CreatedAt, j.UpdatedAt = now, now
 	j.Version = 1
@@ -54,7 +54,7 @@ func (s *Store) StartJob(ctx context.Context, j *Job, cooldown time.Duration) (*
 		return nil, "", err
 	}
 	trig := map[string]types.AttributeValue{
-		"trigger_id": sAttr(j.TriggerID), "job_id": sAttr(j.ID),
+		"trigger_id": sAttr(j.Group + "/" + j.TriggerID), "job_id": sAttr(j.ID),
 		"expires_at": nAttr(now.Add(TriggerTTL).Unix()),
 	}
 	cond := "attribute_not_exists(active_job)"
@@ -80,7 +80,7 @@ func (s *Store) StartJob(ctx context.Context, j *Job, cooldown time.Duration) (*
 	if !conditionFailed(err) {
 		return nil, "", fmt.Errorf("store: start job for trigger %s: %w", j.TriggerID, err)
 	}
-	if prev, err := s.jobForTrigger(ctx, j.TriggerID); err == nil {
+	if prev, err := s.jobForTrigger(ctx, j.Group+"/"+j.TriggerID); err == nil {
 		return prev, Duplicate, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, "", err
@@ -108,7 +108,7 @@ func (s *Store) StartJob(ctx context.Context, j *Job, cooldown time.Duration) (*
 	}})
 	if err != nil {
 		if conditionFailed(err) {
-			if prev, err := s.jobForTrigger(ctx, j.TriggerID); err == nil {
+			if prev, err := s.jobForTrigger(ctx, j.Group+"/"+j.TriggerID); err == nil {
 				return prev, Duplicate, nil
 			}
 		}
