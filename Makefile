@@ -44,7 +44,7 @@ fuzz-short:
 	while IFS=: read -r file fn; do \
 	  f=$${fn#func }; pkg=./$$(dirname $$file); \
 	  echo "fuzz: $$pkg $$f ($(FUZZTIME))"; \
-	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/keyferry-fuzz.log 2>&1 || { cat /tmp/keyferry-fuzz.log; exit 1; }; \
+	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5x $$pkg >/tmp/keyferry-fuzz.log 2>&1 || { cat /tmp/keyferry-fuzz.log; exit 1; }; \
 	done
 
 fuzz: deps ## longer fuzzing of every decoder (FUZZTIME=2m by default)

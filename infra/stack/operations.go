@@ -1,0 +1,87 @@
+package stack
+
+import (
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/keyferry/keyferry/shared/groups"
+)
+
+// MetricsNamespace is where the functions publish Embedded Metric Format metrics.
+const MetricsNamespace = "keyferry"
+
+func metric(name, stat string, dims map[string]*string) awscloudwatch.Metric {
+	p := &awscloudwatch.MetricProps{
+		Namespace: jsii.String(MetricsNamespace), MetricName: jsii.String(name),
+		Statistic: jsii.String(stat), Period: awscdk.Duration_Minutes(jsii.Number(5)),
+	}
+	if dims != nil {
+		p.DimensionsMap = &dims
+	}
+	return awscloudwatch.NewMetric(p)
+}
+
+// newOperations builds the dashboard and the operational alarms.
+func newOperations(st awscdk.Stack, cp *ControlPlane, gs []groups.Group) {
+	succeeded := metric("RotationsSucceeded", "Sum", nil)
+	failed := metric("RotationsFailed", "Sum", nil)
+	latency := metric("RotationLatencyMs", "p99", nil)
+	agents := metric("AgentsConnected", "Minimum", nil)
+	refusals := metric("WrapRefusals", "Sum", nil)
+	var age, expiry []awscloudwatch.IMetric
+	for _, g := range gs {
+		d := map[string]*string{"Group": jsii.String(g.Name)}
+		age = append(age, metric("KeyAgeSeconds", "Maximum", d))
+		if g.MaterialExpires() {
+			expiry = append(expiry, metric("MaterialSecondsToExpiry", "Minimum", d))
+		}
+	}
+	graph := func(title string, left ...awscloudwatch.IMetric) awscloudwatch.IWidget {
+		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String(title), Left: &left, Width: jsii.Number(8)})
+	}
+	awscloudwatch.NewDashboard(st, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
+		DashboardName: jsii.String("keyferry-" + *awscdk.Aws_REGION()),
+		Widgets: &[]*[]awscloudwatch.IWidget{
+			{graph("Rotations by result", succeeded, failed), graph("Rotation latency (p99 ms)", latency), graph("Agents connected", agents)},
+			{graph("Key age per group (s)", age...), graph("Seconds to material expiry", expiry...), graph("Wrap refusals", refusals)},
+		},
+	})
+
+	alarm := func(id, desc string, m awscloudwatch.IMetric, threshold float64, cmp awscloudwatch.ComparisonOperator, missing awscloudwatch.TreatMissingData) {
+		awscloudwatch.NewAlarm(st, jsii.String(id), &awscloudwatch.AlarmProps{
+			AlarmDescription:   jsii.String(desc),
+			Metric:             m,
+			Threshold:          jsii.Number(threshold),
+			EvaluationPeriods:  jsii.Number(1),
+			ComparisonOperator: cmp,
+			TreatMissingData:   missing,
+		})
+	}
+	alarm("RotationFailures", "keyferry: a rotation job failed", failed, 0, awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, awscloudwatch.TreatMissingData_NOT_BREACHING)
+	alarm("NoAgentConnected", "keyferry: no on-premises agent connected", agents, 1, awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD, awscloudwatch.TreatMissingData_BREACHING)
+	alarm("TriggerDLQDepth", "keyferry: triggers are landing in the dead-letter queue", cp.DLQ.MetricApproximateNumberOfMessagesVisible(nil), 0,
+		awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, awscloudwatch.TreatMissingData_NOT_BREACHING)
+	for _, g := range gs {
+		if !g.MaterialExpires() {
+			continue
+		}
+		margin := time.Duration(g.ReimportMargin).Seconds()
+		alarm("MaterialExpiring-"+g.Name, "keyferry: material of group "+g.Name+" expires within its re-import margin",
+			metric("MaterialSecondsToExpiry", "Minimum", map[string]*string{"Group": jsii.String(g.Name)}), margin,
+			awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD, awscloudwatch.TreatMissingData_NOT_BREACHING)
+	}
+}
+
+func newOutputs(st awscdk.Stack, cp *ControlPlane) {
+	out := func(id, desc string, v *string) {
+		awscdk.NewCfnOutput(st, jsii.String(id), &awscdk.CfnOutputProps{Value: v, Description: jsii.String(desc)})
+	}
+	out("WebSocketURL", "agents dial this (tunnel.url in the agent config)", cp.stage.Url())
+	out("ManagementEndpoint", "@connections endpoint the functions post to", cp.stageHTTPS)
+	out("ControlPlaneSigningKeyArn", "KMS key that signs wrap_requests", cp.SigningKey.KeyArn())
+	out("ControlPlanePublicKey", "DER public key (base64) the agent pins (control_plane_public_key)", cp.publicKey)
+	out("TriggerDLQUrl", "dead-letter queue of schedules and alarm rules", cp.DLQ.QueueUrl())
+}
