@@ -137,6 +137,8 @@ func TestAdminEndpoints(t *testing.T) {
 // operations have their own buckets; QuotaScale 0 is unlimited.
 func TestQuotaThrottles(t *testing.T) {
 	srv := startServer(t, Options{QuotaScale: 1})
+	frozen := time.Now()
+	srv.limiter.now = func() time.Time { return frozen } // no refill: deterministic burst
 	c := newClient(srv.URL())
 	ctx := context.Background()
 	throttled := 0
@@ -147,8 +149,8 @@ func TestQuotaThrottles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if throttled == 0 {
-		t.Fatal("20 CreateKey calls in a burst were never throttled at 5/s")
+	if throttled != 15 {
+		t.Fatalf("%d of 20 CreateKey calls throttled, want 15 (burst 5 at 5/s, clock frozen)", throttled)
 	}
 	st := srv.Stats()
 	if st.Throttled["CreateKey"] != throttled || st.Requests["CreateKey"] != 20 || st.Errors["CreateKey"] != throttled {
