@@ -32,8 +32,8 @@
 // SigV4 signatures are not verified (any credentials are accepted) but the
 // Authorization header must be present.
 //
-// Decisions where AWS documentation is silent are listed in DECISIONS below
-// and in the tests that pin them:
+// Decisions where the AWS documentation is silent (pinned by the tests):
+//
 //   - GetParametersForImport applies the full keyspec.CheckWrapping legality
 //     check (the key spec is known at that point) with ValidationException, and
 //     ImportKeyMaterial checks it again.
