@@ -3,6 +3,7 @@ package hsm
 import (
 	"context"
 	"crypto/rsa"
+	"strconv"
 
 	"github.com/miekg/pkcs11"
 
@@ -108,4 +109,151 @@ func (h *HSM) WrapTwoStepForTest(ctx context.Context, label string, pub *rsa.Pub
 		return err
 	})
 	return blob, err
+}
+
+// GenerateSecretForTest creates a token generic secret of n bytes labelled
+// label (CKA_SENSITIVE as given), for studying how the token wraps secrets
+// whose length is not one of the KMS key sizes.
+func (h *HSM) GenerateSecretForTest(ctx context.Context, label string, n int, sensitive bool) error {
+	return h.withSession(ctx, func(s session) error {
+		_, err := s.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, nil)}, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, n),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, sensitive),
+			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, KeyID(label)),
+		})
+		return s.wrapMechErr("C_GenerateKey", pkcs11.CKM_GENERIC_SECRET_KEY_GEN, err)
+	})
+}
+
+// CountSessionObjectsForTest counts the session (CKA_TOKEN false) objects
+// visible to one pooled session.
+func (h *HSM) CountSessionObjectsForTest(ctx context.Context) (int, error) {
+	n := 0
+	err := h.withSession(ctx, func(s session) error {
+		objs, err := s.findObjects([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)}, 1<<20)
+		n = len(objs)
+		return err
+	})
+	return n, err
+}
+
+const truncationLabel = "kf-truncation-test"
+
+// TruncationAttempt is one in-token way to obtain a secret key holding an
+// exact-length copy of (a prefix of) another key's value, and the CKR code
+// the token answered (0: it worked).
+type TruncationAttempt struct {
+	Name string
+	Code uint
+}
+
+// TryInTokenTruncationForTest returns the attempts and the number of
+// orphans: session objects that a failed call left behind without returning
+// a handle (found by label and destroyed before returning). It runs, on throwaway session objects that it
+// destroys again, every in-token step the "unwrap the zero-padded PKCS#8
+// into a generic secret, derive an exact-length copy, wrap that" plan
+// needs: C_UnwrapKey(CKM_AES_KEY_WRAP_PAD) of a private key into a session
+// generic secret, the same with CKA_VALUE_LEN in the template, C_DeriveKey
+// with each PKCS#11 mechanism that copies or truncates a base key's value,
+// and CKM_AES_KEY_WRAP with an explicit RFC 5649 IV (A65959A6 || MLI) as
+// the parameter. No value is read.
+func (h *HSM) TryInTokenTruncationForTest(ctx context.Context) (attempts []TruncationAttempt, orphans int, err error) {
+	var out []TruncationAttempt
+	err = h.withSession(ctx, func(s session) error {
+		var made []pkcs11.ObjectHandle
+		defer func() {
+			for _, o := range made {
+				_ = s.p.DestroyObject(s.h, o)
+			}
+			left, _ := s.findObjects([]*pkcs11.Attribute{
+				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+				pkcs11.NewAttribute(pkcs11.CKA_LABEL, truncationLabel),
+			}, 64)
+			orphans = len(left)
+			for _, o := range left {
+				_ = s.p.DestroyObject(s.h, o)
+			}
+		}()
+		k1, err := s.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+			pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
+			pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
+		})
+		if err != nil {
+			return s.wrapMechErr("C_GenerateKey", pkcs11.CKM_AES_KEY_GEN, err)
+		}
+		made = append(made, k1)
+		target, err := s.generate(keyspec.MustLookup(keyspec.ECCNISTP256), truncationLabel, false, true, true)
+		if err != nil {
+			return err
+		}
+		made = append(made, target)
+		if pub, err := s.findObjects([]*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, truncationLabel),
+		}, 4); err == nil {
+			made = append(made, pub...)
+		}
+		kwp := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}
+		b1, err := s.p.WrapKey(s.h, kwp, k1, target)
+		if err != nil {
+			return s.wrapMechErr("C_WrapKey", pkcs11.CKM_AES_KEY_WRAP_PAD, err)
+		}
+		generic := func(extra ...*pkcs11.Attribute) []*pkcs11.Attribute {
+			return append([]*pkcs11.Attribute{
+				pkcs11.NewAttribute(pkcs11.CKA_LABEL, truncationLabel),
+				pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+				pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+				pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+				pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+			}, extra...)
+		}
+		record := func(name string, o pkcs11.ObjectHandle, err error) {
+			if err == nil && o != 0 {
+				made = append(made, o)
+			}
+			out = append(out, TruncationAttempt{Name: name, Code: codeOf(err)})
+		}
+		g, err := s.p.UnwrapKey(s.h, kwp, k1, b1, generic(pkcs11.NewAttribute(pkcs11.CKA_DERIVE, true)))
+		record("C_UnwrapKey(CKM_AES_KEY_WRAP_PAD) into a generic secret", g, err)
+		if err != nil {
+			return nil
+		}
+		const pkcs8P256 = 67 // SoftHSM's EC P-256 PKCS#8 length
+		o, err := s.p.UnwrapKey(s.h, kwp, k1, b1, generic(pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, pkcs8P256)))
+		record("C_UnwrapKey(CKM_AES_KEY_WRAP_PAD) into a generic secret with CKA_VALUE_LEN", o, err)
+		ulong := strconv.IntSize / 8
+		for _, d := range []struct {
+			name  string
+			mech  uint
+			param []byte // all-zero: CK_KEY_DERIVATION_STRING_DATA{NULL, 0}, CK_OBJECT_HANDLE 0 or CK_EXTRACT_PARAMS 0
+		}{
+			{"CKM_CONCATENATE_BASE_AND_DATA", pkcs11.CKM_CONCATENATE_BASE_AND_DATA, make([]byte, 2*ulong)},
+			{"CKM_CONCATENATE_DATA_AND_BASE", pkcs11.CKM_CONCATENATE_DATA_AND_BASE, make([]byte, 2*ulong)},
+			{"CKM_XOR_BASE_AND_DATA", pkcs11.CKM_XOR_BASE_AND_DATA, make([]byte, 2*ulong)},
+			{"CKM_EXTRACT_KEY_FROM_KEY", pkcs11.CKM_EXTRACT_KEY_FROM_KEY, make([]byte, ulong)},
+			{"CKM_AES_ECB_ENCRYPT_DATA", pkcs11.CKM_AES_ECB_ENCRYPT_DATA, make([]byte, 2*ulong)},
+		} {
+			o, err := s.p.DeriveKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(d.mech, d.param)}, g, generic(pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, pkcs8P256)))
+			record("C_DeriveKey("+d.name+")", o, err)
+		}
+		iv := []byte{0xA6, 0x59, 0x59, 0xA6, 0, 0, 0, pkcs8P256}
+		_, err = s.p.WrapKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP, iv)}, k1, target)
+		record("C_WrapKey(CKM_AES_KEY_WRAP, IV A65959A6||MLI)", 0, err)
+		return nil
+	})
+	return out, orphans, err
 }
