@@ -154,7 +154,7 @@ func (s session) probeSpec(spec keyspec.Spec, mechs map[uint]pkcs11.MechanismInf
 	if info.Family == keyspec.FamilyRSA {
 		probeInfo = keyspec.MustLookup(keyspec.RSA2048)
 	}
-	target, err := s.generate(probeInfo, "kf-probe", false, true, true)
+	target, err := s.generate(probeInfo, probeLabel, false, true, true)
 	if err != nil {
 		if sessionLoss(err) {
 			return c, err
@@ -186,7 +186,7 @@ func (s session) probeSpec(spec keyspec.Spec, mechs map[uint]pkcs11.MechanismInf
 			// fresh throwaway keys until the length is not aligned.
 			for try := 0; err == nil && alg.Hybrid() && info.Family == keyspec.FamilyRSA && try < 8 && alignedPKCS8(priv, alg, blob); try++ {
 				s.destroyProbe(target)
-				if target, err = s.generate(probeInfo, "kf-probe", false, true, true); err != nil {
+				if target, err = s.generate(probeInfo, probeLabel, false, true, true); err != nil {
 					return c, err
 				}
 				blob, err = s.wrap(target, &priv.PublicKey, alg, m)
@@ -230,8 +230,25 @@ func (s session) probeSpec(spec keyspec.Spec, mechs map[uint]pkcs11.MechanismInf
 	return c, nil
 }
 
+// probeLabel labels the probe's throwaway session keys.
+const probeLabel = "kf-probe"
+
+// destroyProbe destroys a throwaway probe key and, for key pairs, its
+// public half: generate returns only the private handle, and a session
+// object lives as long as its (pooled, long-lived) session otherwise.
 func (s session) destroyProbe(o pkcs11.ObjectHandle) {
 	_ = s.p.DestroyObject(s.h, o)
+	pubs, err := s.findObjects([]*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, probeLabel),
+	}, 16)
+	if err != nil {
+		return
+	}
+	for _, p := range pubs {
+		_ = s.p.DestroyObject(s.h, p)
+	}
 }
 
 func probeFailure(err error) string {
@@ -275,9 +292,13 @@ func checkProbeBlob(priv *rsa.PrivateKey, alg keyspec.WrappingAlgorithm, info ke
 			return fmt.Errorf("trial blob does not unwrap to a DER PKCS#8 structure")
 		}
 		if len(rest) != 0 {
-			// SoftHSM 2.6.1: CKM_AES_KEY_WRAP_PAD zero-pads private keys to a
-			// multiple of 8 bytes before RFC 5649, so the MLI covers the
-			// zeros and KMS would receive PKCS#8 with trailing bytes.
+			// SoftHSM 2.6.1: WrapKeySym zero-pads the input of every
+			// symmetric C_WrapKey (secret keys too) to a multiple of 8 bytes
+			// before RFC 5649, so the MLI covers the zeros and KMS would
+			// receive PKCS#8 with trailing bytes. The token has no
+			// mechanism to make an exact-length copy inside it either
+			// (softhsm_kwp_test.go pins both), so such specs stay
+			// unsupported rather than exporting anything in the clear.
 			return fmt.Errorf("%s output unwraps to PKCS#8 followed by %d padding bytes (token pads before RFC 5649; not what KMS expects)",
 				"AES key wrap with padding", len(rest))
 		}
