@@ -83,20 +83,33 @@ func (e *Emulator) serveConnect(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&hs, "Sec-WebSocket-Protocol: %s\r\n", proto)
 	}
 	hs.WriteString("\r\n")
-	_ = nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := nc.Write([]byte(hs.String())); err != nil {
-		log.Info("upgrade write", "err", err)
+	c.nc = nc
+	c.br = brw.Reader
+	if c.br == nil {
+		c.br = bufio.NewReader(nc)
+	}
+	// Register before the 101 goes out, holding the write lock, so a
+	// PostToConnection racing the client's first read is not Gone and is
+	// written after the handshake.
+	c.writeMu.Lock()
+	e.mu.Lock()
+	if e.closed { // Close took its snapshot already: do not start.
+		e.mu.Unlock()
+		c.writeMu.Unlock()
 		_ = nc.Close()
 		return
 	}
-	c.nc = nc
-	c.br = brw.Reader
-	if brw.Reader == nil {
-		c.br = bufio.NewReader(nc)
-	}
-	e.mu.Lock()
 	e.conns[c.id] = c
 	e.mu.Unlock()
+	_ = nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err = nc.Write([]byte(hs.String()))
+	c.writeMu.Unlock()
+	if err != nil {
+		log.Info("upgrade write", "err", err)
+		c.abnormal(err)
+		c.finish()
+		return
+	}
 	c.startTimers()
 	log.Info("connected", "access_key", c.identity().AccessKey)
 	c.serve()

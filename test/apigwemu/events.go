@@ -18,6 +18,15 @@ const requestTimeFormat = "02/Jan/2006:15:04:05 -0700"
 // DeleteConnection (observed in the field: code 1000 with this reason).
 const reasonDeleted = "Connection Closed Normally"
 
+// awsHeaderCase restores the spelling API Gateway forwards for headers Go
+// canonicalises differently.
+var awsHeaderCase = map[string]string{
+	"Sec-Websocket-Key":        "Sec-WebSocket-Key",
+	"Sec-Websocket-Version":    "Sec-WebSocket-Version",
+	"Sec-Websocket-Extensions": "Sec-WebSocket-Extensions",
+	"Sec-Websocket-Protocol":   "Sec-WebSocket-Protocol",
+}
+
 // identity returns the requestContext.identity API Gateway reports for a
 // connection authorised with AWS_IAM (the IAM fields stay empty for
 // authorisation NONE).
@@ -67,6 +76,9 @@ func (c *conn) connectEvent(at time.Time) events.APIGatewayWebsocketProxyRequest
 		RequestContext:    c.requestContext(RouteConnect, "CONNECT", at),
 	}
 	for k, vs := range c.headers {
+		if aws, ok := awsHeaderCase[k]; ok {
+			k = aws
+		}
 		ev.Headers[k] = strings.Join(vs, ",")
 		ev.MultiValueHeaders[k] = append([]string(nil), vs...)
 	}
