@@ -127,3 +127,27 @@ func TestClosePayload(t *testing.T) {
 		t.Error("one-byte close payload accepted")
 	}
 }
+
+// FuzzReadFrame: arbitrary client bytes never panic the frame parser, and a
+// header is only accepted when its payload is within the limit.
+func FuzzReadFrame(f *testing.F) {
+	f.Add(maskedFrame(true, opText, []byte("hello")))
+	f.Add(maskedFrame(false, opBinary, make([]byte, 200)))
+	f.Add([]byte{0x81, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{0x88, 0x80})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := bufio.NewReader(bytes.NewReader(data))
+		for range 8 {
+			h, err := readFrameHeader(r, 1024)
+			if err != nil {
+				return
+			}
+			if h.length > 1024 {
+				t.Fatalf("accepted %d-byte frame over the 1024 limit", h.length)
+			}
+			if _, err := readPayload(r, h); err != nil {
+				return
+			}
+		}
+	})
+}
