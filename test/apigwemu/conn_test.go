@@ -300,3 +300,18 @@ func TestServerShutdownInvokesDisconnect(t *testing.T) {
 		t.Fatalf("client saw %v, want 1001", ce)
 	}
 }
+
+func TestAbnormalDropInvokesDisconnect1006(t *testing.T) {
+	emu := startEmu(t, nil)
+	disc := newRecorder(200)
+	emu.Route(RouteDisconnect, disc.handle)
+	c := mustDial(t, emu)
+	_ = c.NetConn().Close() // no close frame
+	ev := disc.next(t)
+	if ev.RequestContext.DisconnectStatusCode != CloseAbnormal {
+		t.Fatalf("$disconnect status %d, want 1006", ev.RequestContext.DisconnectStatusCode)
+	}
+	if len(emu.Connections()) != 0 {
+		t.Fatal("connection record left behind")
+	}
+}

@@ -26,9 +26,30 @@
 //     unmodified apigatewaymanagementapi client works with BaseEndpoint set
 //     to ManagementURL().
 //
-// Deliberate differences from the real service are documented on the
-// options that control them (notably RefuseReplayedPresign) and on the
-// types that implement them.
+// Differences from the real service (deliberate or unknowable from here):
+//
+//   - RefuseReplayedPresign (on in SandboxOptions) refuses a second use of
+//     the same presign signature; API Gateway accepts reuse until expiry.
+//   - A presign without X-Amz-Expires is valid DefaultPresignWindow after
+//     X-Amz-Date; X-Amz-Date more than 5 minutes ahead is refused. Both the
+//     empty-body SHA-256 and UNSIGNED-PAYLOAD payload hashes are accepted.
+//     Header-signed (Authorization header) upgrades are not supported.
+//   - The @connections API does not verify the caller's SigV4 (the real one
+//     requires execute-api:ManageConnections).
+//   - Close codes: DeleteConnection closes with 1000 and reports
+//     "Connection Closed Normally" to $disconnect (as observed on AWS);
+//     idle timeout, maximum age and emulator shutdown close with 1001
+//     "Going away" (assumed); a dropped TCP connection reports 1006.
+//   - Only client data messages reset the idle timer (not pings, not
+//     PostToConnection), which is the conservative reading of the docs.
+//   - A non-2xx $connect response refuses with 403, a $connect error with
+//     500. Any non-empty route response body is sent to the client (AWS
+//     sends it only when a route response is configured).
+//   - PostToConnection data is always sent as a text message.
+//   - Integrations run concurrently and unordered, as on AWS; the IAM
+//     identity is reported on every event; DomainName is the Host header.
+//   - Options.Clock governs presign validity and event timestamps; idle and
+//     age timers run on real time (scale them with IdleTimeout / MaxAge).
 //
 // Use:
 //
