@@ -97,6 +97,11 @@ func (e *Engine) HandleWrapResult(ctx context.Context, connID string, env *proto
 		e.log().WarnContext(ctx, "wrap_result rejected", "connection", connID, "signer", env.Signer, "error", err.Error())
 		return nil, err
 	}
+	if e.AfterStep != nil {
+		if err := e.AfterStep(j); err != nil {
+			return j, err
+		}
+	}
 	return j, e.Run(ctx, j)
 }
 

@@ -207,11 +207,21 @@ func (h *harness) connect(id string, p *agentpeer.Peer) {
 // wrap_results to the engine; it returns how many it delivered.
 func (h *harness) deliver() int {
 	h.t.Helper()
+	n, err := h.deliverErr()
+	if err != nil {
+		h.t.Fatalf("wrap_result: %v", err)
+	}
+	return n
+}
+
+// deliverErr is deliver returning the engine's error instead of failing.
+func (h *harness) deliverErr() (int, error) {
+	h.t.Helper()
 	n := 0
 	for {
 		msgs := h.loop.Take()
 		if len(msgs) == 0 {
-			return n
+			return n, nil
 		}
 		for _, m := range msgs {
 			p := h.conns[m.ConnectionID]
@@ -223,10 +233,10 @@ func (h *harness) deliver() int {
 			if err != nil {
 				h.t.Fatal(err)
 			}
-			if _, err := h.eng.HandleWrapResult(h.ctx, m.ConnectionID, env); err != nil {
-				h.t.Fatalf("wrap_result: %v", err)
-			}
 			n++
+			if _, err := h.eng.HandleWrapResult(h.ctx, m.ConnectionID, env); err != nil {
+				return n, err
+			}
 		}
 	}
 }

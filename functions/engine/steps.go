@@ -228,6 +228,19 @@ func (e *Engine) stepParams(ctx context.Context, g *groups.Group, j *store.Job) 
 	return e.advance(ctx, j, store.StateParams, fmt.Sprintf("import parameters %s/%s", combo.Algorithm, combo.KeySpec))
 }
 
+// maxParamFetches bounds how often one job fetches import parameters.
+const maxParamFetches = 6
+
+func fetches(j *store.Job) int {
+	n := 0
+	for _, t := range j.History {
+		if t.To == store.StateParams {
+			n++
+		}
+	}
+	return n
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -239,6 +252,9 @@ func (e *Engine) stepRequest(ctx context.Context, g *groups.Group, j *store.Job)
 	now := e.now()
 	expires := now.Add(e.requestTTL())
 	if j.ParametersValidTo.Before(expires.Add(e.requestTTL())) {
+		if fetches(j) >= maxParamFetches {
+			return failf("import parameters fetched %d times and never valid long enough for a wrap_request (request TTL %s)", fetches(j), e.requestTTL())
+		}
 		return e.advance(ctx, j, store.StateKeyReady, "import parameters about to expire: fetch new ones")
 	}
 	agents, err := e.liveAgents(ctx, g)
@@ -283,6 +299,7 @@ func (e *Engine) stepRequest(ctx context.Context, g *groups.Group, j *store.Job)
 		return failf("seal wrap_request: %v", err)
 	}
 	j.RequestID, j.Nonce, j.Challenge, j.RequestedAt = req.RequestID, nonce, challenge, now
+	j.Deadline = expires.Add(e.skew())
 	for i, c := range targets {
 		j.ConnectionID, j.AgentID = c.ID, c.AgentID
 		if i == 0 {
@@ -293,7 +310,6 @@ func (e *Engine) stepRequest(ctx context.Context, g *groups.Group, j *store.Job)
 		} else if err := e.Store.Save(ctx, j); err != nil {
 			return err
 		}
-		j.Deadline = expires.Add(e.skew())
 		_, err := e.Connections.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(c.ID), Data: msg})
 		var gone *apigwtypes.GoneException
 		if errors.As(err, &gone) {
@@ -322,6 +338,9 @@ func apiCode(err error) string {
 func (e *Engine) stepImport(ctx context.Context, g *groups.Group, j *store.Job) error {
 	now := e.now()
 	if !j.ParametersValidTo.After(now) {
+		if fetches(j) >= maxParamFetches {
+			return failf("import token expired %d times", fetches(j))
+		}
 		return e.advance(ctx, j, store.StateKeyReady, "import token expired: fetch new parameters and ask again")
 	}
 	info := g.Info()
