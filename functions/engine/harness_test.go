@@ -26,6 +26,7 @@ import (
 	"github.com/keyferry/keyferry/functions/pacer"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/groups"
+	"github.com/keyferry/keyferry/shared/keyspec"
 	"github.com/keyferry/keyferry/shared/protocol"
 	"github.com/keyferry/keyferry/test/kmsemu"
 )
@@ -280,3 +281,12 @@ func (h *harness) aliasTarget(alias string) *kmstypes.KeyMetadata {
 	}
 	return d.KeyMetadata
 }
+
+func engineTrigger(group, id string) engine.TriggerRequest {
+	return engine.TriggerRequest{Group: group, Trigger: "operator", TriggerID: id}
+}
+
+type (
+	keyspecAlg = keyspec.WrappingAlgorithm
+	keyspecWKS = keyspec.WrappingKeySpec
+)

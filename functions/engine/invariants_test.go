@@ -1,0 +1,136 @@
+package engine_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/keyferry/keyferry/functions/engine"
+	"github.com/keyferry/keyferry/functions/store"
+	"github.com/keyferry/keyferry/shared/protocol"
+)
+
+// TestInvariant3ImportsOnlyBlobsSignedByRegisteredAgent: a wrap_result with
+// a bad or missing signature, signed by an unregistered key, for an unknown
+// job, or replayed, is rejected, logged, and changes nothing.
+func TestInvariant3ImportsOnlyBlobsSignedByRegisteredAgent(t *testing.T) {
+	g := uniq("inv3")
+	h := newHarness(t, symGroup(g, "alias-swap"))
+	j, _, err := h.eng.Start(h.ctx, engineTrigger(g, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := h.loop.Take()
+	if len(msgs) != 1 {
+		t.Fatalf("%d requests", len(msgs))
+	}
+	valid, err := h.peer.Answer(h.ctx, msgs[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := protocol.Decode(valid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res protocol.WrapResult
+	if err := json.Unmarshal(env.Payload, &res); err != nil {
+		t.Fatal(err)
+	}
+	rogue, err := protocol.GenerateECDSASigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := func(s protocol.Signer, r protocol.WrapResult) *protocol.Envelope {
+		b, err := protocol.Seal(h.ctx, s, "agent-1", protocol.ActionWrapResult, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := protocol.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	tampered := *env
+	tampered.Sig = append([]byte(nil), env.Sig...)
+	tampered.Sig[len(tampered.Sig)-1] ^= 0xff
+	unsigned := *env
+	unsigned.Sig = nil
+	otherJob := res
+	otherJob.JobID = "job-000000000000000000000000"
+	otherPayload := *env
+	otherPayload.Payload = []byte(strings.Replace(string(env.Payload), res.KeyARN, res.KeyARN+"x", 1))
+
+	cases := []struct {
+		name string
+		env  *protocol.Envelope
+		conn string
+	}{
+		{"bad signature", &tampered, "conn-1"},
+		{"missing signature", &unsigned, "conn-1"},
+		{"signature of an unregistered key", seal(rogue, res), "conn-1"},
+		{"payload changed after signing", &otherPayload, "conn-1"},
+		{"unknown job", seal(h.peer.Identity, otherJob), "conn-1"},
+		{"unknown connection", env, "conn-unknown"},
+	}
+	before := h.job(j.ID)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := h.eng.HandleWrapResult(h.ctx, tc.conn, tc.env)
+			if !errors.Is(err, engine.ErrRejected) {
+				t.Fatalf("err = %v, want ErrRejected", err)
+			}
+			after := h.job(j.ID)
+			if after.State != store.StateRequested || after.Version != before.Version {
+				t.Fatalf("job changed: %s v%d -> %s v%d", before.State, before.Version, after.State, after.Version)
+			}
+			if !strings.Contains(h.logs.String(), "wrap_result rejected") {
+				t.Fatal("rejection not logged")
+			}
+		})
+	}
+	// The genuine result still completes the job; replaying it changes nothing.
+	if _, err := h.eng.HandleWrapResult(h.ctx, "conn-1", env); err != nil {
+		t.Fatal(err)
+	}
+	done := h.job(j.ID)
+	h.requireState(done, store.StateSucceeded)
+	if _, err := h.eng.HandleWrapResult(h.ctx, "conn-1", env); !errors.Is(err, engine.ErrRejected) {
+		t.Fatalf("replay: %v, want ErrRejected", err)
+	}
+	if again := h.job(j.ID); again.Version != done.Version || again.State != store.StateSucceeded {
+		t.Fatalf("replay changed the job: v%d -> v%d", done.Version, again.Version)
+	}
+	if strings.Contains(h.logs.String(), base64.StdEncoding.EncodeToString(res.WrappedMaterial)) {
+		t.Fatal("wrapped material in the logs")
+	}
+}
+
+// TestInvariant3HelloFromUnregisteredIdentityRefused: a connection whose
+// hello is signed by a key other than the registered one never gets
+// wrap_requests.
+func TestInvariant3HelloFromUnregisteredIdentityRefused(t *testing.T) {
+	g := uniq("hello")
+	h := newHarness(t, symGroup(g, "alias-swap"))
+	rogue, _ := protocol.GenerateECDSASigner()
+	if err := h.st.PutConnection(h.ctx, &store.Connection{ID: "rogue", AgentID: "agent-1", Pool: "p1"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := protocol.Seal(h.ctx, rogue, "agent-1", protocol.ActionHello, protocol.Hello{
+		AgentID: "agent-1", Version: "x", HSMPool: "p1", IdentityPublicKey: rogue.PublicKeyDER(), SentAt: emu.Now(),
+		Capabilities: []protocol.Capability{{KeySpec: "SYMMETRIC_DEFAULT", Algorithms: []keyspecAlg{"RSAES_OAEP_SHA_1"}, WrappingKeySpecs: []keyspecWKS{"RSA_4096"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _ := protocol.Decode(b)
+	if err := h.eng.HandleHello(h.ctx, "rogue", env); !errors.Is(err, engine.ErrRejected) {
+		t.Fatalf("rogue hello: %v, want ErrRejected", err)
+	}
+	c, _ := h.st.GetConnection(h.ctx, "rogue")
+	if c.Hello {
+		t.Fatal("rogue connection marked as verified")
+	}
+}
