@@ -34,8 +34,9 @@
 //     X-Amz-Date; X-Amz-Date more than 5 minutes ahead is refused. Both the
 //     empty-body SHA-256 and UNSIGNED-PAYLOAD payload hashes are accepted.
 //     Header-signed (Authorization header) upgrades are not supported.
-//   - The @connections API does not verify the caller's SigV4 (the real one
-//     requires execute-api:ManageConnections).
+//   - The @connections API verifies the caller's SigV4 only when
+//     Options.ManagementCredentials is set (the real one always requires
+//     IAM execute-api:ManageConnections; IAM policy is not evaluated).
 //   - Close codes: DeleteConnection closes with 1000 and reports
 //     "Connection Closed Normally" to $disconnect (as observed on AWS);
 //     idle timeout, maximum age and emulator shutdown close with 1001

@@ -20,8 +20,9 @@ const managementTimeFormat = "2006-01-02T15:04:05.000Z"
 // Errors are JSON {"message": ...} with x-amzn-ErrorType, as the
 // restJson1 deserializers of service/apigatewaymanagementapi expect:
 // 410 GoneException, 413 PayloadTooLargeException, 403 ForbiddenException.
-// Requests are not SigV4-verified (the real endpoint requires IAM
-// execute-api:ManageConnections); the SDK's signature is ignored.
+// With Options.ManagementCredentials set, requests must carry a valid SigV4
+// Authorization header (the real endpoint requires IAM
+// execute-api:ManageConnections); without, the SDK's signature is ignored.
 func (e *Emulator) serveManagement(w http.ResponseWriter, r *http.Request, rawID string) {
 	id, err := url.PathUnescape(rawID)
 	if err != nil || id == "" {
@@ -29,19 +30,27 @@ func (e *Emulator) serveManagement(w http.ResponseWriter, r *http.Request, rawID
 		return
 	}
 	log := e.log.With("op", r.Method+" @connections", "connection_id", id)
+	data, err := io.ReadAll(io.LimitReader(r.Body, MaxMessageSize+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequestException", "cannot read body")
+		return
+	}
+	if r.Method == http.MethodPost && len(data) > MaxMessageSize {
+		// Checked first: a truncated body cannot be signature-verified.
+		log.Info("post refused", "size", len(data), "reason", "payload too large")
+		writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Message too long")
+		return
+	}
+	if e.opts.ManagementCredentials != nil {
+		if err := verifyManagement(r, data, e.opts.ManagementCredentials, e.opts.Region); err != nil {
+			log.Info("management refused", "err", err)
+			writeError(w, http.StatusForbidden, "ForbiddenException", "Forbidden")
+			return
+		}
+	}
 	c := e.lookup(id)
 	switch r.Method {
 	case http.MethodPost:
-		data, err := io.ReadAll(io.LimitReader(r.Body, MaxMessageSize+1))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "BadRequestException", "cannot read body")
-			return
-		}
-		if len(data) > MaxMessageSize {
-			log.Info("post refused", "size", len(data), "reason", "payload too large")
-			writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Message too long")
-			return
-		}
 		if c == nil || c.send(data, true) != nil {
 			log.Info("post refused", "size", len(data), "reason", "gone")
 			writeError(w, http.StatusGone, "GoneException", "")

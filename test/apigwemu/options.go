@@ -74,6 +74,11 @@ type Options struct {
 	// NOT do this (a presign is reusable until it expires); keyferry's
 	// security suite wants it, so SandboxOptions turns it on.
 	RefuseReplayedPresign bool
+	// ManagementCredentials, when non-nil, makes the @connections API
+	// require a valid SigV4 Authorization header (service execute-api) by
+	// one of these access keys, as the real endpoint requires IAM; other
+	// requests get 403 ForbiddenException. Nil accepts any caller.
+	ManagementCredentials map[string]Credential
 	// IdleTimeout closes a connection with no client data message for this
 	// long (default DefaultIdleTimeout). Pings do not count.
 	IdleTimeout time.Duration
