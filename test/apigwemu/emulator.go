@@ -2,6 +2,7 @@ package apigwemu
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,8 +99,13 @@ func (e *Emulator) Start(addr string) error {
 		_ = ln.Close()
 		return errors.New("apigwemu: already started or closed")
 	}
+	scheme := "http://"
+	if e.opts.TLS != nil {
+		ln = tls.NewListener(ln, e.opts.TLS)
+		scheme = "https://"
+	}
 	e.ln = ln
-	e.baseURL = "http://" + ln.Addr().String()
+	e.baseURL = scheme + ln.Addr().String()
 	e.srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	srv := e.srv
 	e.mu.Unlock()
@@ -112,13 +118,14 @@ func (e *Emulator) Start(addr string) error {
 	return nil
 }
 
-// URL is the websocket stage URL, ws://127.0.0.1:PORT/STAGE (presign its
-// https form, see PresignURL).
+// URL is the websocket stage URL, ws://127.0.0.1:PORT/STAGE (wss:// with
+// Options.TLS); clients presign its https form, see PresignURL.
 func (e *Emulator) URL() string {
 	return "ws" + strings.TrimPrefix(e.base(), "http") + "/" + e.opts.Stage
 }
 
-// ManagementURL is the @connections endpoint base, http://127.0.0.1:PORT/STAGE,
+// ManagementURL is the @connections endpoint base, http://127.0.0.1:PORT/STAGE
+// (https:// with Options.TLS),
 // to be used as the apigatewaymanagementapi client's BaseEndpoint.
 func (e *Emulator) ManagementURL() string { return e.base() + "/" + e.opts.Stage }
 

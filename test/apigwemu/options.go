@@ -2,6 +2,7 @@ package apigwemu
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"time"
 
@@ -74,6 +75,9 @@ type Options struct {
 	// NOT do this (a presign is reusable until it expires); keyferry's
 	// security suite wants it, so SandboxOptions turns it on.
 	RefuseReplayedPresign bool
+	// TLS, when set, serves wss:// and https:// (URL and ManagementURL
+	// follow) with this configuration; nil serves ws:// and http://.
+	TLS *tls.Config
 	// ManagementCredentials, when non-nil, makes the @connections API
 	// require a valid SigV4 Authorization header (service execute-api) by
 	// one of these access keys, as the real endpoint requires IAM; other
