@@ -39,6 +39,8 @@ type Emulator struct {
 	wg      sync.WaitGroup // connection loops and handler calls
 }
 
+var _ http.Handler = (*Emulator)(nil)
+
 // ConnectionInfo describes a live connection.
 type ConnectionInfo struct {
 	ID           string

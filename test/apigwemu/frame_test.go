@@ -16,16 +16,19 @@ func TestAcceptKeyRFC6455Vector(t *testing.T) {
 
 // maskedFrame builds a client frame (masked, as clients must send).
 func maskedFrame(fin bool, op byte, payload []byte) []byte {
-	f := appendFrame(nil, fin, op, nil)
-	hdr := f[:len(f)-0]
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	var hdr []byte
 	n := len(payload)
 	switch {
 	case n <= 125:
-		hdr = []byte{hdr[0], byte(n)}
+		hdr = []byte{b0, byte(n)}
 	case n <= 0xFFFF:
-		hdr = []byte{hdr[0], 126, byte(n >> 8), byte(n)}
+		hdr = []byte{b0, 126, byte(n >> 8), byte(n)}
 	default:
-		hdr = []byte{hdr[0], 127, 0, 0, 0, 0, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+		hdr = []byte{b0, 127, 0, 0, 0, 0, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
 	}
 	hdr[1] |= 0x80
 	mask := [4]byte{0x37, 0xfa, 0x21, 0x3d}
