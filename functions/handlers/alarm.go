@@ -37,10 +37,12 @@ type AlarmData struct {
 // invokes a Lambda directly (principal lambda.alarms.cloudwatch.amazonaws.com);
 // aws-lambda-go has no type for it.
 type CloudWatchAlarmEvent struct {
-	Source    string    `json:"source"` // "aws.cloudwatch"
-	AlarmARN  string    `json:"alarmArn"`
-	AccountID string    `json:"accountId"`
-	Time      time.Time `json:"time"`
+	Source    string `json:"source"` // "aws.cloudwatch"
+	AlarmARN  string `json:"alarmArn"`
+	AccountID string `json:"accountId"`
+	// Time is like "2024-01-02T03:04:05.000+0000" (not RFC 3339: no colon
+	// in the offset), so it stays a string.
+	Time      string    `json:"time"`
 	Region    string    `json:"region"`
 	AlarmData AlarmData `json:"alarmData"`
 }
