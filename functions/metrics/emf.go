@@ -19,6 +19,7 @@ const (
 	KeyAge                  = "KeyAge"
 	AgentsConnected         = "AgentsConnected"
 	MaterialSecondsToExpiry = "MaterialSecondsToExpiry"
+	WrapRefusals            = "WrapRefusals" // error messages from agents, by Group and Code
 )
 
 // Namespace is the CloudWatch namespace of every keyferry metric.

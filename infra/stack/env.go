@@ -3,24 +3,31 @@ package stack
 import (
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/keyferry/keyferry/functions/awsconfig"
 	"github.com/keyferry/keyferry/functions/store"
 )
 
-// environment is what every function reads at start-up.
+// environment is what every function reads at start-up (functions/awsconfig
+// names the variables; the groups file is bundled next to bootstrap).
 func environment(cp *ControlPlane, t store.Tables, p *Props) map[string]*string {
 	env := map[string]*string{
-		"KEYFERRY_TABLE_JOBS":         cp.Tables[t.Jobs].TableName(),
-		"KEYFERRY_TABLE_GENERATIONS":  cp.Tables[t.Generations].TableName(),
-		"KEYFERRY_TABLE_CONNECTIONS":  cp.Tables[t.Connections].TableName(),
-		"KEYFERRY_TABLE_TRIGGERS":     cp.Tables[t.Triggers].TableName(),
-		"KEYFERRY_TABLE_GROUPS":       cp.Tables[t.Groups].TableName(),
-		"KEYFERRY_GROUPS_FILE":        jsii.String(GroupsFileName),
-		"KEYFERRY_SIGNING_KEY_ID":     cp.SigningKey.KeyArn(),
-		"KEYFERRY_WEBSOCKET_ENDPOINT": cp.stageHTTPS,
-		"KEYFERRY_METRICS_NAMESPACE":  jsii.String(MetricsNamespace),
+		awsconfig.EnvJobsTable:      cp.Tables[t.Jobs].TableName(),
+		awsconfig.EnvGenerationsTbl: cp.Tables[t.Generations].TableName(),
+		awsconfig.EnvConnectionsTbl: cp.Tables[t.Connections].TableName(),
+		awsconfig.EnvTriggersTable:  cp.Tables[t.Triggers].TableName(),
+		awsconfig.EnvGroupsTable:    cp.Tables[t.Groups].TableName(),
+		awsconfig.EnvGroupsFile:     jsii.String(GroupsFileName),
+		awsconfig.EnvSigningKey:     cp.SigningKey.KeyArn(),
+		awsconfig.EnvWSEndpoint:     cp.stageHTTPS,
 	}
 	if p.AssumeRoleArn != "" {
 		env["KEYFERRY_ASSUME_ROLE_ARN"] = jsii.String(p.AssumeRoleArn)
 	}
 	return env
+}
+
+// EnvNames lists the variables set on every function (tests check the mains read them).
+func EnvNames() []string {
+	return []string{awsconfig.EnvJobsTable, awsconfig.EnvGenerationsTbl, awsconfig.EnvConnectionsTbl,
+		awsconfig.EnvTriggersTable, awsconfig.EnvGroupsTable, awsconfig.EnvGroupsFile, awsconfig.EnvSigningKey, awsconfig.EnvWSEndpoint}
 }

@@ -7,11 +7,22 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/keyferry/keyferry/functions/metrics"
 	"github.com/keyferry/keyferry/shared/groups"
 )
 
 // MetricsNamespace is where the functions publish Embedded Metric Format metrics.
-const MetricsNamespace = "keyferry"
+const MetricsNamespace = metrics.Namespace
+
+// search sums a per-group EMF metric over every group (dashboards only; alarms
+// cannot use SEARCH, so they are per group).
+func search(name, stat, label string) awscloudwatch.IMetric {
+	return awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression: jsii.String("SUM(SEARCH('{" + MetricsNamespace + ",Group} MetricName=\"" + name + "\"', '" + stat + "', 300))"),
+		Label:      jsii.String(label),
+		Period:     awscdk.Duration_Minutes(jsii.Number(5)),
+	})
+}
 
 func metric(name, stat string, dims map[string]*string) awscloudwatch.Metric {
 	p := &awscloudwatch.MetricProps{
@@ -26,17 +37,17 @@ func metric(name, stat string, dims map[string]*string) awscloudwatch.Metric {
 
 // newOperations builds the dashboard and the operational alarms.
 func newOperations(st awscdk.Stack, cp *ControlPlane, gs []groups.Group) {
-	succeeded := metric("RotationsSucceeded", "Sum", nil)
-	failed := metric("RotationsFailed", "Sum", nil)
-	latency := metric("RotationLatencyMs", "p99", nil)
-	agents := metric("AgentsConnected", "Minimum", nil)
-	refusals := metric("WrapRefusals", "Sum", nil)
-	var age, expiry []awscloudwatch.IMetric
+	succeeded := search(metrics.RotationsSucceeded, "Sum", "succeeded")
+	failed := search(metrics.RotationsFailed, "Sum", "failed")
+	agents := metric(metrics.AgentsConnected, "Minimum", nil)
+	refusals := search(metrics.WrapRefusals, "Sum", "refused by agents")
+	var age, expiry, latency []awscloudwatch.IMetric
 	for _, g := range gs {
 		d := map[string]*string{"Group": jsii.String(g.Name)}
-		age = append(age, metric("KeyAgeSeconds", "Maximum", d))
+		age = append(age, metric(metrics.KeyAge, "Maximum", d))
+		latency = append(latency, metric(metrics.RotationLatency, "p99", d))
 		if g.MaterialExpires() {
-			expiry = append(expiry, metric("MaterialSecondsToExpiry", "Minimum", d))
+			expiry = append(expiry, metric(metrics.MaterialSecondsToExpiry, "Minimum", d))
 		}
 	}
 	graph := func(title string, left ...awscloudwatch.IMetric) awscloudwatch.IWidget {
@@ -45,7 +56,7 @@ func newOperations(st awscdk.Stack, cp *ControlPlane, gs []groups.Group) {
 	awscloudwatch.NewDashboard(st, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
 		DashboardName: jsii.String("keyferry-" + *awscdk.Aws_REGION()),
 		Widgets: &[]*[]awscloudwatch.IWidget{
-			{graph("Rotations by result", succeeded, failed), graph("Rotation latency (p99 ms)", latency), graph("Agents connected", agents)},
+			{graph("Rotations by result", succeeded, failed), graph("Rotation latency (p99 ms)", latency...), graph("Agents connected", agents)},
 			{graph("Key age per group (s)", age...), graph("Seconds to material expiry", expiry...), graph("Wrap refusals", refusals)},
 		},
 	})
@@ -60,7 +71,11 @@ func newOperations(st awscdk.Stack, cp *ControlPlane, gs []groups.Group) {
 			TreatMissingData:   missing,
 		})
 	}
-	alarm("RotationFailures", "keyferry: a rotation job failed", failed, 0, awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, awscloudwatch.TreatMissingData_NOT_BREACHING)
+	for _, g := range gs {
+		alarm("RotationFailures-"+g.Name, "keyferry: a rotation job of group "+g.Name+" failed",
+			metric(metrics.RotationsFailed, "Sum", map[string]*string{"Group": jsii.String(g.Name)}), 0,
+			awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, awscloudwatch.TreatMissingData_NOT_BREACHING)
+	}
 	alarm("NoAgentConnected", "keyferry: no on-premises agent connected", agents, 1, awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD, awscloudwatch.TreatMissingData_BREACHING)
 	alarm("TriggerDLQDepth", "keyferry: triggers are landing in the dead-letter queue", cp.DLQ.MetricApproximateNumberOfMessagesVisible(nil), 0,
 		awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, awscloudwatch.TreatMissingData_NOT_BREACHING)
@@ -70,7 +85,7 @@ func newOperations(st awscdk.Stack, cp *ControlPlane, gs []groups.Group) {
 		}
 		margin := time.Duration(g.ReimportMargin).Seconds()
 		alarm("MaterialExpiring-"+g.Name, "keyferry: material of group "+g.Name+" expires within its re-import margin",
-			metric("MaterialSecondsToExpiry", "Minimum", map[string]*string{"Group": jsii.String(g.Name)}), margin,
+			metric(metrics.MaterialSecondsToExpiry, "Minimum", map[string]*string{"Group": jsii.String(g.Name)}), margin,
 			awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD, awscloudwatch.TreatMissingData_NOT_BREACHING)
 	}
 }
