@@ -60,6 +60,8 @@ type Pacer struct {
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
+	base     map[string]rate.Limit
+	slowed   map[string]time.Time
 	throttle map[string]int
 }
 
@@ -73,6 +75,8 @@ func (p *Pacer) limiter(scope, op string) *rate.Limiter {
 	defer p.mu.Unlock()
 	if p.limiters == nil {
 		p.limiters = map[string]*rate.Limiter{}
+		p.base = map[string]rate.Limit{}
+		p.slowed = map[string]time.Time{}
 		p.throttle = map[string]int{}
 	}
 	k := scope + "|" + op
@@ -92,6 +96,7 @@ func (p *Pacer) limiter(scope, op string) *rate.Limiter {
 		burst := max(1, int(q*f*s/4))
 		l = rate.NewLimiter(rate.Limit(q*f*s), burst)
 		p.limiters[k] = l
+		p.base[k] = l.Limit()
 	}
 	return l
 }
@@ -130,16 +135,7 @@ func (p *Pacer) Do(ctx context.Context, scope, op string, f func(context.Context
 		if !IsThrottle(err) {
 			return err
 		}
-		p.mu.Lock()
-		p.throttle[scope+"|"+op]++
-		p.mu.Unlock()
-		// Back-pressure: slow the bucket down, recover gradually.
-		cur := l.Limit()
-		l.SetLimit(cur / 2)
-		go func() {
-			time.Sleep(2 * time.Second)
-			l.SetLimit(min(cur, l.Limit()*2))
-		}()
+		p.backPressure(scope+"|"+op, l)
 		if attempt >= maxRetries {
 			return fmt.Errorf("%w: %s: %w", ErrGaveUp, op, err)
 		}
@@ -153,4 +149,28 @@ func (p *Pacer) Do(ctx context.Context, scope, op string, f func(context.Context
 		case <-time.After(pause):
 		}
 	}
+}
+
+// backPressure halves the bucket's rate at most once a second (concurrent
+// throttles of one burst count once), never below a tenth of the base
+// rate, and restores it step by step after quiet periods.
+func (p *Pacer) backPressure(k string, l *rate.Limiter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.throttle[k]++
+	now := time.Now()
+	if now.Sub(p.slowed[k]) < time.Second {
+		return
+	}
+	p.slowed[k] = now
+	base := p.base[k]
+	l.SetLimit(max(l.Limit()/2, base/10))
+	go func() {
+		time.Sleep(2 * time.Second)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if time.Since(p.slowed[k]) >= 2*time.Second {
+			l.SetLimit(min(base, l.Limit()*2))
+		}
+	}()
 }
