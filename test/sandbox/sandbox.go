@@ -1,0 +1,312 @@
+// Package sandbox runs the whole keyferry system on one machine: a fresh
+// SoftHSM2 token, moto_server as DynamoDB, the KMS emulator (or any
+// KMS-compatible endpoint from AWS_ENDPOINT_URL_KMS), the API Gateway
+// WebSocket emulator invoking the real Lambda handlers, and one
+// keyferry-agent process dialling it with SigV4-presigned URLs. It is what
+// `make sandbox` runs and the stage for the end-to-end suites.
+package sandbox
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/keyferry/keyferry/agent/hsm/hsmtest"
+	"github.com/keyferry/keyferry/functions/awsconfig"
+	"github.com/keyferry/keyferry/functions/handlers"
+	"github.com/keyferry/keyferry/functions/store"
+	"github.com/keyferry/keyferry/shared/groups"
+	"github.com/keyferry/keyferry/test/apigwemu"
+	"github.com/keyferry/keyferry/test/kmsemu"
+	"github.com/keyferry/keyferry/test/motoserver"
+)
+
+// Static identities of the sandbox (nothing here is a real secret).
+const (
+	Account         = "111122223333"
+	Region          = "us-east-1"
+	AgentID         = "sandbox-agent-1"
+	Pool            = "sandbox"
+	AgentAccessKey  = "AKIASANDBOXAGENT0001"
+	AgentSecretKey  = "sandbox-agent-secret-not-a-real-key"
+	CloudAccessKey  = "AKIASANDBOXCLOUD0001"
+	CloudSecretKey  = "sandbox-cloud-secret-not-a-real-key"
+	SigningKeyAlias = "alias/keyferry-control-plane"
+)
+
+//go:embed groups.yaml
+var defaultGroups []byte
+
+//go:embed policies/default.json
+var defaultPolicy []byte
+
+// Options configures a sandbox.
+type Options struct {
+	// GroupsFile is a key-groups file; empty means the built-in sample.
+	GroupsFile string
+	// Dir holds the token, configs and logs; empty means a new temp dir
+	// (removed by Close).
+	Dir string
+	// KMSEndpoint, when set, is used instead of the built-in emulator
+	// (defaults to $AWS_ENDPOINT_URL_KMS).
+	KMSEndpoint string
+	// AgentBinary is the keyferry-agent executable; empty builds it.
+	AgentBinary string
+	// QuotaScale for the KMS emulator (0 = unlimited).
+	QuotaScale float64
+	// JobTimeout and RequestTTL of the control plane (defaults 60s and 30s).
+	JobTimeout, RequestTTL time.Duration
+	// Log receives the sandbox's own JSON logs (default: discarded).
+	Log *slog.Logger
+	// AgentLog receives the agent's stdout/stderr (default: Dir/agent.log).
+	AgentLog io.Writer
+}
+
+// Endpoints are what a person points the AWS CLI and keyferry at.
+type Endpoints struct {
+	KMS       string `json:"kms"`
+	DynamoDB  string `json:"dynamodb"`
+	WebSocket string `json:"websocket"`
+	// Management is the @connections endpoint (https stage URL form).
+	Management string `json:"management"`
+}
+
+// Sandbox is a running system.
+type Sandbox struct {
+	Options
+	Endpoints Endpoints
+	Groups    *groups.Config
+	Deps      *handlers.Deps
+	KMS       *kms.Client
+	Emulator  *kmsemu.Server // nil with an external KMS endpoint
+	Gateway   *apigwemu.Emulator
+
+	tempDir   bool
+	moto      *motoserver.Server
+	hsmConfig string // agent config file
+	env       []string
+
+	mu    sync.Mutex
+	agent *exec.Cmd
+	exit  chan struct{}
+}
+
+// Check reports missing prerequisites with the command that installs them.
+func Check() error {
+	var missing []string
+	if _, err := exec.LookPath("softhsm2-util"); err != nil {
+		missing = append(missing, "softhsm2 (softhsm2-util)")
+	}
+	if _, err := os.Stat(hsmtest.SoftHSMModule); err != nil {
+		missing = append(missing, "softhsm2 module "+hsmtest.SoftHSMModule)
+	}
+	if _, err := exec.LookPath("moto_server"); err != nil {
+		missing = append(missing, "moto_server ("+motoserver.InstallHint+")")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("sandbox: missing %s: run `make deps` (apt-get install softhsm2 opensc opencryptoki)", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Start brings the whole system up and waits for the agent to connect.
+func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
+	if err := Check(); err != nil {
+		return nil, err
+	}
+	s := &Sandbox{Options: opts}
+	if s.Log == nil {
+		s.Log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if s.JobTimeout == 0 {
+		s.JobTimeout = 60 * time.Second
+	}
+	if s.RequestTTL == 0 {
+		s.RequestTTL = 30 * time.Second
+	}
+	if s.KMSEndpoint == "" {
+		s.KMSEndpoint = os.Getenv("AWS_ENDPOINT_URL_KMS")
+	}
+	if s.Dir == "" {
+		if s.Dir, err = os.MkdirTemp("", "keyferry-sandbox-"); err != nil {
+			return nil, err
+		}
+		s.tempDir = true
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	// 1. The HSM: a fresh SoftHSM2 token.
+	hcfg, err := hsmtest.NewSoftHSMToken(filepath.Join(s.Dir, "hsm"))
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: SoftHSM token: %w", err)
+	}
+	// 2. DynamoDB.
+	if s.moto, err = motoserver.Start(ctx); err != nil {
+		return nil, err
+	}
+	s.Endpoints.DynamoDB = s.moto.URL()
+	// 3. KMS.
+	if s.KMSEndpoint == "" {
+		s.Emulator = kmsemu.New(kmsemu.Options{Region: Region, Account: Account, QuotaScale: s.QuotaScale, RotationDelay: 500 * time.Millisecond})
+		if err := s.Emulator.Start("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("sandbox: KMS emulator: %w", err)
+		}
+		s.KMSEndpoint = s.Emulator.URL()
+	}
+	s.Endpoints.KMS = s.KMSEndpoint
+	// 4. The gateway; routes are attached once the handlers exist.
+	s.Gateway = apigwemu.New(apigwemu.SandboxOptions(map[string]apigwemu.Credential{
+		AgentAccessKey: {SecretAccessKey: AgentSecretKey, PrincipalARN: "arn:aws:iam::" + Account + ":user/keyferry-agent"},
+	}))
+	if err := s.Gateway.Start("127.0.0.1:0"); err != nil {
+		return nil, fmt.Errorf("sandbox: gateway emulator: %w", err)
+	}
+	s.Endpoints.WebSocket = s.Gateway.URL()
+	s.Endpoints.Management = s.Gateway.ManagementURL()
+
+	// The control plane's AWS clients read the standard variables.
+	s.setCloudEnv()
+	if err := s.createTables(ctx); err != nil {
+		return nil, err
+	}
+	pubPEM, err := s.createSigningKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// 5. The agent's identity (an HSM-resident P-256 key) goes into the
+	// groups file's pool registry, as an operator would register it.
+	agentCfg, err := s.writeAgentConfig(hcfg, pubPEM)
+	if err != nil {
+		return nil, err
+	}
+	if s.AgentBinary == "" {
+		if s.AgentBinary, err = BuildAgent(ctx, s.Dir); err != nil {
+			return nil, err
+		}
+	}
+	identity, err := s.agentIdentity(ctx, agentCfg)
+	if err != nil {
+		return nil, err
+	}
+	groupsFile, err := s.writeGroups(identity)
+	if err != nil {
+		return nil, err
+	}
+	if s.Groups, err = groups.Load(groupsFile); err != nil {
+		return nil, err
+	}
+	os.Setenv(awsconfig.EnvGroupsFile, groupsFile)
+	if s.Deps, err = handlers.FromEnv(ctx); err != nil {
+		return nil, fmt.Errorf("sandbox: control plane: %w", err)
+	}
+	s.Deps.Log = s.Log
+	s.Deps.Engine.Log = s.Log
+	for _, r := range []string{"$connect"} {
+		s.Gateway.Route(r, s.Deps.Connect)
+	}
+	s.Gateway.Route("$disconnect", s.Deps.Disconnect)
+	for _, r := range []string{"$default", "hello", "wrap_result", "error", "heartbeat"} {
+		s.Gateway.Route(r, s.Deps.AgentMessage)
+	}
+	// 6. The agent process.
+	if err := s.StartAgent(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.WaitAgent(ctx, 60*time.Second); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// setCloudEnv points this process's AWS SDK clients at the sandbox.
+func (s *Sandbox) setCloudEnv() {
+	env := map[string]string{
+		"AWS_ACCESS_KEY_ID":                          CloudAccessKey,
+		"AWS_SECRET_ACCESS_KEY":                      CloudSecretKey,
+		"AWS_SESSION_TOKEN":                          "",
+		"AWS_REGION":                                 Region,
+		"AWS_DEFAULT_REGION":                         Region,
+		"AWS_EC2_METADATA_DISABLED":                  "true",
+		"AWS_CONFIG_FILE":                            filepath.Join(s.Dir, "aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE":                filepath.Join(s.Dir, "aws-credentials"),
+		"AWS_ENDPOINT_URL_KMS":                       s.Endpoints.KMS,
+		"AWS_ENDPOINT_URL_DYNAMODB":                  s.Endpoints.DynamoDB,
+		awsconfig.EnvWSEndpoint:                      s.Endpoints.Management,
+		awsconfig.EnvSigningKey:                      SigningKeyAlias,
+		awsconfig.EnvTablePrefix:                     "keyferry-",
+		awsconfig.EnvJobTimeout:                      s.JobTimeout.String(),
+		awsconfig.EnvRequestTTL:                      s.RequestTTL.String(),
+		awsconfig.EnvQuotaScale:                      fmt.Sprint(max(s.QuotaScale, 0)),
+		"KEYFERRY_SANDBOX_DIR":                       s.Dir,
+	}
+	for k, v := range env {
+		os.Setenv(k, v)
+		s.env = append(s.env, k+"="+v)
+	}
+}
+
+// Env lists the variables to export so the AWS CLI and keyferry CLI use this sandbox.
+func (s *Sandbox) Env() []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + CloudAccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + CloudSecretKey,
+		"AWS_REGION=" + Region,
+		"AWS_DEFAULT_REGION=" + Region,
+		"AWS_ENDPOINT_URL_KMS=" + s.Endpoints.KMS,
+		"AWS_ENDPOINT_URL_DYNAMODB=" + s.Endpoints.DynamoDB,
+		awsconfig.EnvWSEndpoint + "=" + s.Endpoints.Management,
+		awsconfig.EnvGroupsFile + "=" + os.Getenv(awsconfig.EnvGroupsFile),
+	}
+}
+
+func (s *Sandbox) createTables(ctx context.Context) error {
+	ddb := dynamodb.NewFromConfig(aws.Config{Region: Region, Credentials: staticCreds(), BaseEndpoint: aws.String(s.Endpoints.DynamoDB)})
+	for _, in := range store.TableSchemas(store.TablesWithPrefix("keyferry-")) {
+		if _, err := ddb.CreateTable(ctx, &in); err != nil {
+			return fmt.Errorf("sandbox: create table %s: %w", *in.TableName, err)
+		}
+	}
+	return nil
+}
+
+func staticCreds() aws.CredentialsProviderFunc {
+	return func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: CloudAccessKey, SecretAccessKey: CloudSecretKey, Source: "sandbox"}, nil
+	}
+}
+
+// Close stops the agent, the emulators and moto_server, and removes a temp dir.
+func (s *Sandbox) Close() error {
+	var errs []error
+	errs = append(errs, s.StopAgent())
+	if s.Gateway != nil {
+		errs = append(errs, s.Gateway.Close())
+	}
+	if s.Emulator != nil {
+		s.Emulator.Close()
+	}
+	if s.moto != nil {
+		s.moto.Close()
+	}
+	if s.tempDir {
+		os.RemoveAll(s.Dir)
+	}
+	return errors.Join(errs...)
+}
