@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keyferry/keyferry/functions/engine"
+	"github.com/keyferry/keyferry/functions/metrics"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/protocol"
 )
@@ -132,5 +133,56 @@ func TestInvariant3HelloFromUnregisteredIdentityRefused(t *testing.T) {
 	c, _ := h.st.GetConnection(h.ctx, "rogue")
 	if c.Hello {
 		t.Fatal("rogue connection marked as verified")
+	}
+}
+
+// TestAgentRefusalFailsJobWithReason: a signed error from the agent the
+// request went to fails the job with the agent's code; the new key is
+// cleaned up. A refusal naming another request changes nothing.
+func TestAgentRefusalFailsJobWithReason(t *testing.T) {
+	g := uniq("refuse")
+	h := newHarness(t, symGroup(g, "alias-swap"))
+	j, _, err := h.eng.Start(h.ctx, engineTrigger(g, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.loop.Take()
+	j = h.job(j.ID)
+	seal := func(reqID string) *protocol.Envelope {
+		b, err := protocol.Seal(h.ctx, h.peer.Identity, "agent-1", protocol.ActionError, protocol.Error{
+			RequestID: reqID, JobID: j.ID, AgentID: "agent-1", Code: protocol.CodePolicyRefused, Message: "group not allowed here",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, _ := protocol.Decode(b)
+		return env
+	}
+	if err := h.eng.HandleAgentError(h.ctx, "conn-1", seal("req-other")); !errors.Is(err, engine.ErrRejected) {
+		t.Fatalf("refusal of another request: %v", err)
+	}
+	h.requireState(h.job(j.ID), store.StateRequested)
+	if err := h.eng.HandleAgentError(h.ctx, "conn-1", seal(j.RequestID)); err != nil {
+		t.Fatal(err)
+	}
+	f := h.job(j.ID)
+	h.requireState(f, store.StateFailed)
+	if !strings.Contains(f.Reason, "policy_refused") {
+		t.Fatalf("reason %q", f.Reason)
+	}
+}
+
+// TestMetricsEmitted: a successful rotation writes EMF records for
+// RotationsSucceeded and RotationLatency.
+func TestMetricsEmitted(t *testing.T) {
+	g := uniq("emf")
+	h := newHarness(t, symGroup(g, "alias-swap"))
+	var buf syncBuffer
+	h.eng.Metrics = &metrics.Emitter{W: &buf}
+	h.requireState(h.rotate(g, "t"), store.StateSucceeded)
+	for _, m := range []string{metrics.RotationsSucceeded, metrics.RotationLatency} {
+		if !strings.Contains(buf.String(), `"`+m+`"`) || !strings.Contains(buf.String(), `"Namespace":"keyferry"`) {
+			t.Fatalf("no EMF record for %s in %s", m, buf.String())
+		}
 	}
 }
