@@ -62,7 +62,7 @@ func join(ls [][]byte) []byte {
 // tamper-evident" invariant: verify passes on an untouched log and fails,
 // naming the record, after an edit, a deletion, a reordering and a cut in
 // the middle of the file.
-func TestAuditChainDetectsEveryTampering(t *testing.T) {
+func TestInvariantEveryActionRecordedTamperEvident(t *testing.T) {
 	_, orig := writeLog(t, 6, nil)
 	tests := []struct {
 		name     string

@@ -160,7 +160,9 @@ func (d *Daemon) Heartbeat(ctx context.Context, seq uint64) ([]byte, error) {
 // Drain stops accepting requests and waits for in-flight wraps (their
 // results are queued on the tunnel) or ctx.
 func (d *Daemon) Drain(ctx context.Context) error {
+	d.mu.Lock() // no wg.Add can follow: Handle adds under d.mu after checking closing
 	d.closing.Store(true)
+	d.mu.Unlock()
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
 	select {
@@ -206,14 +208,20 @@ func (d *Daemon) Handle(ctx context.Context, msg []byte) {
 		d.refuse(ctx, req, r)
 		return
 	}
+	d.mu.Lock()
+	if d.closing.Load() {
+		d.mu.Unlock()
+		d.refuse(ctx, req, &policy.Refusal{Reason: "shutting_down", Code: protocol.CodeInternal, Msg: "agent is shutting down; retry"})
+		return
+	}
+	d.pending[req.RequestID] = struct{}{}
+	d.wg.Add(1)
+	d.mu.Unlock()
 	d.cfg.Metrics.Request("accepted")
 	d.auditReq(ctx, audit.EventRequest, "accepted", "", "", req, nil)
 	d.log.Info("wrap request accepted", "request_id", req.RequestID, "job_id", req.JobID, "group", req.Group,
 		"key_spec", req.KeySpec, "operation", req.Operation, "key_arn", req.KeyARN)
-	d.mu.Lock()
-	d.pending[req.RequestID] = struct{}{}
-	d.mu.Unlock()
-	d.wg.Add(1)
+
 	d.cfg.Metrics.InFlight(1)
 	go func() {
 		defer d.wg.Done()

@@ -150,7 +150,7 @@ func (a *agent) startTunnel(t *testing.T, s *cpServer) (cancel func()) {
 // plaintext by unwrapping the result; then it scans every byte the agent
 // sent on the websocket (raw frames and decoded messages), every log line
 // and the audit log for that plaintext in raw, hex and base64 form.
-func TestNoPlaintextOnWireOrInLogs(t *testing.T) {
+func TestInvariantNoPlaintextKeyMaterialOnWireOrInLogs(t *testing.T) {
 	a := newAgent(t, nil)
 	s := newCPServer(t)
 	stop := a.startTunnel(t, s)

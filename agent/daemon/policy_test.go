@@ -55,7 +55,7 @@ func (a *agent) accept(t *testing.T, mod func(*protocol.WrapRequest)) {
 // request with a typed, signed error message, writes a refusal record to the
 // audit log, and creates or wraps no HSM key (token object count and
 // Generate/Wrap calls unchanged).
-func TestPolicyRefusalCreatesAndWrapsNothing(t *testing.T) {
+func TestInvariantWrapOnlySignedUnexpiredUnreplayedAllowedRequests(t *testing.T) {
 	other, _ := protocol.GenerateECDSASigner()
 	const otherARN = "arn:aws:kms:eu-west-1:111122223333:key/99999999-12ab-34cd-56ef-1234567890ab"
 	tests := []struct {
