@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -235,4 +236,22 @@ func (a *agent) auditRecords(t *testing.T) []audit.Record {
 		out = append(out, *r)
 	}
 	return out
+}
+
+func x509ParseP256(der []byte) (*ecdsa.PublicKey, error) {
+	v, err := protocol.ParseVerifierDER(der)
+	if err != nil {
+		return nil, err
+	}
+	return v.PublicKey(), nil
+}
+
+func openFile(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

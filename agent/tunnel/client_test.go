@@ -318,3 +318,29 @@ func TestBackoffJitteredExponential(t *testing.T) {
 		t.Fatal("reset")
 	}
 }
+
+// TestInboundOverLimitRefused: a message above 128 KiB from the peer is
+// never handed to the handler; the connection is closed and replaced.
+func TestInboundOverLimitRefused(t *testing.T) {
+	s := newWSServer(t, 0, 0)
+	h := startClient(t, s, nil)
+	c1 := s.waitConn(t)
+	waitFor(t, "hello", func() bool { return len(c1.messages()) >= 1 })
+	if err := c1.ws.WriteMessage(1, bytes.Repeat([]byte("x"), protocol.MaxMessageBytes+1)); err != nil {
+		t.Fatal(err)
+	}
+	c2 := s.waitConn(t)
+	if err := c2.ws.WriteMessage(1, []byte(`{"action":"ok"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "small message handled", func() bool {
+		h.inMu.Lock()
+		defer h.inMu.Unlock()
+		return len(h.in) == 1
+	})
+	h.inMu.Lock()
+	defer h.inMu.Unlock()
+	if len(h.in[0]) > protocol.MaxMessageBytes {
+		t.Fatal("oversize message reached the handler")
+	}
+}
