@@ -326,9 +326,8 @@ func TestInboundOverLimitRefused(t *testing.T) {
 	h := startClient(t, s, nil)
 	c1 := s.waitConn(t)
 	waitFor(t, "hello", func() bool { return len(c1.messages()) >= 1 })
-	if err := c1.ws.WriteMessage(1, bytes.Repeat([]byte("x"), protocol.MaxMessageBytes+1)); err != nil {
-		t.Fatal(err)
-	}
+	// The client may reset the connection before the write completes.
+	_ = c1.ws.WriteMessage(1, bytes.Repeat([]byte("x"), protocol.MaxMessageBytes+1))
 	c2 := s.waitConn(t)
 	if err := c2.ws.WriteMessage(1, []byte(`{"action":"ok"}`)); err != nil {
 		t.Fatal(err)
