@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +42,8 @@ const (
 var (
 	emu    *kmsemu.Server
 	theHSM *hsm.HSM
+	// faultHook, when set, injects emulator faults (tests are sequential).
+	faultHook atomic.Pointer[kmsemu.FaultFunc]
 )
 
 func TestMain(m *testing.M) {
@@ -48,7 +51,13 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	emu = kmsemu.New(kmsemu.Options{Region: region, Account: account, QuotaScale: 0, RotationDelay: -1})
+	emu = kmsemu.New(kmsemu.Options{Region: region, Account: account, QuotaScale: 0, RotationDelay: -1,
+		Fault: func(op string, req []byte) *kmsemu.FaultAction {
+			if f := faultHook.Load(); f != nil {
+				return (*f)(op, req)
+			}
+			return nil
+		}})
 	if err := emu.Start("127.0.0.1:0"); err != nil {
 		fmt.Fprintln(os.Stderr, "kmsemu:", err)
 		return 1

@@ -120,6 +120,9 @@ func (e *Engine) Sweep(ctx context.Context) (retried, failed int, err error) {
 			e.cleanupNewKey(ctx, g, j)
 		}
 	}
+	if _, err := e.SweepOrphanKeys(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if n, err := e.Store.CountConnections(ctx); err == nil {
 		e.Metrics.Emit(metrics.AgentsConnected, float64(n), metrics.Count, nil)
 	}

@@ -145,6 +145,22 @@ func (e *Engine) stepPlan(ctx context.Context, g *groups.Group, j *store.Job) er
 		in.Tags = append(in.Tags, types.Tag{TagKey: aws.String(k), TagValue: aws.String(v)})
 	}
 	in.Tags = append(in.Tags, types.Tag{TagKey: aws.String(JobTagKey), TagValue: aws.String(j.ID)})
+	if j.CreateKeyAttempted {
+		// Resumed after a CreateKey whose outcome was not recorded: reuse its key.
+		arn, err := e.jobKey(ctx, g, j.ID)
+		if err != nil {
+			return err
+		}
+		if arn != "" {
+			j.KeyARN, j.NewKey = arn, true
+			return e.advance(ctx, j, store.StateKeyReady, "reused "+arn+" created before a crash")
+		}
+	} else {
+		j.CreateKeyAttempted = true
+		if err := e.Store.Save(ctx, j); err != nil {
+			return err
+		}
+	}
 	var out *kms.CreateKeyOutput
 	err = e.call(ctx, g, "CreateKey", func(ctx context.Context) (err error) {
 		out, err = e.KMS.CreateKey(ctx, in)

@@ -70,12 +70,15 @@ type Job struct {
 	Attempts  int       `json:"attempts"`
 
 	// Mode actually used for this rotation: alias-swap or in-place.
-	Mode           string `json:"mode,omitempty"`
-	NewKey         bool   `json:"new_key,omitempty"`
-	KeyARN         string `json:"key_arn,omitempty"`
-	PreviousKeyARN string `json:"previous_key_arn,omitempty"`
-	Generation     int64  `json:"generation,omitempty"`
-	HSMLabel       string `json:"hsm_label,omitempty"`
+	Mode   string `json:"mode,omitempty"`
+	NewKey bool   `json:"new_key,omitempty"`
+	// CreateKeyAttempted is set before CreateKey, so a resumed job looks for
+	// the key it may have created (tag keyferry:job) before making another.
+	CreateKeyAttempted bool   `json:"create_key_attempted,omitempty"`
+	KeyARN             string `json:"key_arn,omitempty"`
+	PreviousKeyARN     string `json:"previous_key_arn,omitempty"`
+	Generation         int64  `json:"generation,omitempty"`
+	HSMLabel           string `json:"hsm_label,omitempty"`
 	// ReimportGeneration names the generation a reimport job re-arms.
 	ReimportGeneration int64 `json:"reimport_generation,omitempty"`
 

@@ -111,6 +111,12 @@ func (s *Store) StartJob(ctx context.Context, j *Job, cooldown time.Duration) (*
 			if prev, err := s.jobForTrigger(ctx, j.Group+"/"+j.TriggerID); err == nil {
 				return prev, Duplicate, nil
 			}
+			// moto_server (5.2.1) under concurrent transactions sometimes
+			// reports the job item as existing while the trigger item is
+			// not: treat the existing job as this trigger's.
+			if prev, err := s.GetJob(ctx, j.ID); err == nil {
+				return prev, Duplicate, nil
+			}
 		}
 		return nil, "", fmt.Errorf("store: record skipped trigger %s: %w", j.TriggerID, err)
 	}
