@@ -1,11 +1,15 @@
 package stack
 
 import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/keyferry/keyferry/functions/awsconfig"
 	"github.com/keyferry/keyferry/functions/store"
 )
+
+// EnvRotateFunctionArn names the rotate function for alarm actions.
+const EnvRotateFunctionArn = "KEYFERRY_ROTATE_FUNCTION_ARN"
 
 // environment is what every function reads at start-up (functions/awsconfig
 // names the variables; the groups file is bundled next to bootstrap).
@@ -19,6 +23,11 @@ func environment(cp *ControlPlane, t store.Tables, p *Props) map[string]*string 
 		awsconfig.EnvGroupsFile:     jsii.String(GroupsFileName),
 		awsconfig.EnvSigningKey:     cp.SigningKey.KeyArn(),
 		awsconfig.EnvWSEndpoint:     cp.stageHTTPS,
+		// Alarms the engine reconciles invoke the rotate function directly. The
+		// ARN is spelled out (not a reference) so the rotate function can carry
+		// its own ARN without a circular dependency.
+		EnvRotateFunctionArn: jsii.String("arn:" + *awscdk.Aws_PARTITION() + ":lambda:" + *awscdk.Aws_REGION() + ":" +
+			*awscdk.Aws_ACCOUNT_ID() + ":function:keyferry-" + FnRotate),
 	}
 	if p.AssumeRoleArn != "" {
 		env["KEYFERRY_ASSUME_ROLE_ARN"] = jsii.String(p.AssumeRoleArn)
