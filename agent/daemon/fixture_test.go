@@ -173,6 +173,11 @@ func newAgent(t *testing.T, mod func(*policy.Config)) *agent {
 		t.Fatal(err)
 	}
 	a.d.SetSender(a.out)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("agent logs:\n%s", a.logs.Bytes())
+		}
+	})
 	return a
 }
 

@@ -59,9 +59,22 @@ func TestWrapsRunInParallelUpToPoolSize(t *testing.T) {
 	}
 	close(c.release)
 	<-c.entered
+	got := map[string]bool{}
+	for len(got) < len(ids) {
+		env := a.out.next(t)
+		if env.Action != protocol.ActionWrapResult {
+			t.Fatalf("%s: %s", env.Action, env.Payload)
+		}
+		v, _ := protocol.ParseVerifierDER(a.id.PublicDER())
+		r, err := protocol.OpenWrapResult(env, v, time.Now(), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[r.RequestID] = true
+	}
 	for _, id := range ids {
-		if env := a.waitFor(t, id); env.Action != protocol.ActionWrapResult {
-			t.Fatalf("request %s: %s", id, env.Payload)
+		if !got[id] {
+			t.Fatalf("no result for %s", id)
 		}
 	}
 	if c.max != 2 {
