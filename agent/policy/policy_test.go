@@ -44,7 +44,7 @@ type fixture struct {
 	pins  *PinStore
 }
 
-func newFixture(t *testing.T, mod func(*Config)) *fixture {
+func newFixture(t testing.TB, mod func(*Config)) *fixture {
 	t.Helper()
 	cp, _ := protocol.GenerateECDSASigner()
 	other, _ := protocol.GenerateECDSASigner()
