@@ -31,6 +31,7 @@ import (
 	"github.com/keyferry/keyferry/shared/groups"
 	"github.com/keyferry/keyferry/test/apigwemu"
 	"github.com/keyferry/keyferry/test/kmsemu"
+	"github.com/keyferry/keyferry/test/lambdaemu"
 	"github.com/keyferry/keyferry/test/motoserver"
 )
 
@@ -82,6 +83,8 @@ type Endpoints struct {
 	WebSocket string `json:"websocket"`
 	// Management is the @connections endpoint (https stage URL form).
 	Management string `json:"management"`
+	// Lambda is the Lambda Invoke emulator (keyferry-operator, keyferry-rotate).
+	Lambda string `json:"lambda"`
 }
 
 // Sandbox is a running system.
@@ -93,6 +96,7 @@ type Sandbox struct {
 	KMS       *kms.Client
 	Emulator  *kmsemu.Server // nil with an external KMS endpoint
 	Gateway   *apigwemu.Emulator
+	Lambda    *lambdaemu.Server
 
 	tempDir   bool
 	moto      *motoserver.Server
@@ -225,6 +229,15 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	for _, r := range []string{"$default", "hello", "wrap_result", "error", "heartbeat"} {
 		s.Gateway.Route(r, s.Deps.AgentMessage)
 	}
+	// The operator and rotate functions behind the Lambda Invoke API, for
+	// the keyferry CLI (AWS_ENDPOINT_URL_LAMBDA).
+	s.Lambda = lambdaemu.New(lambdaemu.Options{Region: Region, Account: Account, Log: s.Log})
+	s.Lambda.Register("keyferry-operator", lambdaemu.Typed(s.Deps.Operator))
+	s.Lambda.Register("keyferry-rotate", s.Deps.Rotate)
+	if err := s.Lambda.Start("127.0.0.1:0"); err != nil {
+		return nil, fmt.Errorf("sandbox: lambda emulator: %w", err)
+	}
+	s.Endpoints.Lambda = s.Lambda.URL()
 	// 6. The agent process.
 	if err := s.StartAgent(ctx); err != nil {
 		return nil, err
@@ -271,6 +284,7 @@ func (s *Sandbox) Env() []string {
 		"AWS_DEFAULT_REGION=" + Region,
 		"AWS_ENDPOINT_URL_KMS=" + s.Endpoints.KMS,
 		"AWS_ENDPOINT_URL_DYNAMODB=" + s.Endpoints.DynamoDB,
+		"AWS_ENDPOINT_URL_LAMBDA=" + s.Endpoints.Lambda,
 		awsconfig.EnvWSEndpoint + "=" + s.Endpoints.Management,
 		awsconfig.EnvGroupsFile + "=" + os.Getenv(awsconfig.EnvGroupsFile),
 	}
@@ -296,6 +310,9 @@ func staticCreds() aws.CredentialsProviderFunc {
 func (s *Sandbox) Close() error {
 	var errs []error
 	errs = append(errs, s.StopAgent())
+	if s.Lambda != nil {
+		errs = append(errs, s.Lambda.Close())
+	}
 	if s.Gateway != nil {
 		errs = append(errs, s.Gateway.Close())
 	}
