@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,6 +28,9 @@ const emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49599
 type SigV4Presigner struct {
 	Credentials aws.CredentialsProvider
 	Region      string
+	// Expires is the presigned URL's validity (X-Amz-Expires); default 60 s,
+	// the URL is used at once and presigned again for every dial.
+	Expires time.Duration
 	// Now is the signing clock (time.Now if nil).
 	Now func() time.Time
 }
@@ -45,6 +49,13 @@ func (p SigV4Presigner) Presign(ctx context.Context, endpoint string) (string, e
 	case "ws":
 		u.Scheme = "http"
 	}
+	exp := p.Expires
+	if exp <= 0 {
+		exp = time.Minute
+	}
+	q := u.Query()
+	q.Set("X-Amz-Expires", strconv.Itoa(int(exp/time.Second)))
+	u.RawQuery = q.Encode()
 	creds, err := p.Credentials.Retrieve(ctx)
 	if err != nil {
 		return "", fmt.Errorf("tunnel: retrieve AWS credentials: %w", err)
