@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/keyferry/keyferry/shared/keyspec"
 )
 
 // MaxConfigBytes bounds the configuration file.
@@ -22,7 +24,10 @@ const MaxConfigBytes = 1 << 20
 
 // Config is the agent configuration.
 type Config struct {
-	AgentID      string       `yaml:"agent_id"`
+	AgentID string `yaml:"agent_id"`
+	// HSMPool names the HSM pool this agent serves (sent in hello);
+	// default: the token label or serial.
+	HSMPool      string       `yaml:"hsm_pool"`
 	Endpoint     string       `yaml:"endpoint"` // API Gateway stage URL (https://...; presigned, then wss)
 	Region       string       `yaml:"region"`   // region of the API Gateway (SigV4 scope)
 	StateDir     string       `yaml:"state_dir"`
@@ -54,9 +59,11 @@ type ControlPlane struct {
 
 // Policy is the local allow-list applied before any HSM call.
 type Policy struct {
-	Accounts           []string `yaml:"accounts"`
-	Regions            []string `yaml:"regions"`
-	Groups             []string `yaml:"groups"`
+	Accounts []string `yaml:"accounts"`
+	Regions  []string `yaml:"regions"`
+	// Groups defaults to ["*"] (any group) when the key is absent.
+	Groups []string `yaml:"groups"`
+	// KeySpecs defaults to every importable key spec when the key is absent.
 	KeySpecs           []string `yaml:"key_specs"`
 	MinWrappingKeyBits int      `yaml:"min_wrapping_key_bits"`
 	GlobalRate         Rate     `yaml:"global_rate"`
@@ -164,6 +171,22 @@ func Parse(data []byte) (*Config, error) {
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return nil, errors.New("config: more than one YAML document")
+	}
+	// Absent (nil) lists get their defaults; an explicit empty list stays
+	// empty and fails validation.
+	if c.Policy.Groups == nil {
+		c.Policy.Groups = []string{"*"}
+	}
+	if c.Policy.KeySpecs == nil {
+		for _, s := range keyspec.All() {
+			c.Policy.KeySpecs = append(c.Policy.KeySpecs, string(s))
+		}
+	}
+	if c.HSMPool == "" {
+		c.HSMPool = c.HSM.TokenLabel
+		if c.HSMPool == "" {
+			c.HSMPool = c.HSM.TokenSerial
+		}
 	}
 	return &c, nil
 }

@@ -99,6 +99,25 @@ log_level: loud
 	}
 }
 
+func TestPolicyListDefaultsAndExplicitEmpty(t *testing.T) {
+	y := strings.Replace(fixture(t), "  groups: [payments]\n  key_specs: [SYMMETRIC_DEFAULT]\n", "", 1)
+	c, err := Parse([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Policy.Groups) != 1 || c.Policy.Groups[0] != "*" || len(c.Policy.KeySpecs) != 12 || c.HSMPool != "kf" {
+		t.Fatalf("defaults: groups %v, key specs %v, hsm_pool %q", c.Policy.Groups, c.Policy.KeySpecs, c.HSMPool)
+	}
+	y = strings.Replace(fixture(t), "  groups: [payments]\n", "  groups: []\n", 1)
+	c, _ = Parse([]byte(y))
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "policy.groups") {
+		t.Fatalf("explicit empty group list accepted: %v", err)
+	}
+}
+
 func TestParseRejects(t *testing.T) {
 	tests := []struct{ name, yaml, want string }{
 		{"unknown key", "agent_id: a\nbogus: 1\n", "bogus"},

@@ -74,6 +74,9 @@ func (c *Config) Validate() error {
 	} else if u.Host == "" {
 		add("endpoint", "no host")
 	}
+	if c.HSMPool == "" || len(c.HSMPool) > 256 || strings.TrimSpace(c.HSMPool) != c.HSMPool || strings.ContainsFunc(c.HSMPool, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		add("hsm_pool", "%q: want 1-256 printable characters without leading/trailing spaces (default: the token label)", c.HSMPool)
+	}
 	if !regionRe.MatchString(c.Region) {
 		add("region", "required: an AWS region such as eu-west-1")
 	}

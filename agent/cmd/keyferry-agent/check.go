@@ -38,3 +38,22 @@ func cmdCheck(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "agent identity public key (%s), register it for agent %q:\n", cfg.HSM.IdentityLabel, cfg.AgentID)
 	return pem.Encode(stdout, &pem.Block{Type: "PUBLIC KEY", Bytes: id.PublicDER()})
 }
+
+// cmdIdentity prints only the agent identity public key (PEM), creating the
+// HSM key if it does not exist yet (for scripts that register the agent).
+func cmdIdentity(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, err := loadConfig(args, "identity")
+	if err != nil {
+		return err
+	}
+	h, err := hsm.Open(ctx, hsmConfig(cfg, newLogger(io.Discard, "error")))
+	if err != nil {
+		return fmt.Errorf("hsm login: %w", err)
+	}
+	defer h.Close()
+	id, err := h.Identity(ctx, cfg.HSM.IdentityLabel)
+	if err != nil {
+		return fmt.Errorf("agent identity key: %w", err)
+	}
+	return pem.Encode(stdout, &pem.Block{Type: "PUBLIC KEY", Bytes: id.PublicDER()})
+}

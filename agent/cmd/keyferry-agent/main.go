@@ -4,6 +4,7 @@
 //	keyferry-agent run   [-config FILE]   run the daemon (SIGTERM: graceful shutdown)
 //	keyferry-agent check [-config FILE]   validate config, log in to the HSM, print the
 //	                                      capability table and the identity public key
+//	keyferry-agent identity [-config FILE] print only the identity public key (PEM)
 //	keyferry-agent audit verify [-pubkey PEM] FILE
 //	keyferry-agent version
 package main
@@ -41,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(ctx, args[1:], stderr)
 	case "check":
 		err = cmdCheck(ctx, args[1:], stdout)
+	case "identity":
+		err = cmdIdentity(ctx, args[1:], stdout)
 	case "audit":
 		if len(args) < 2 || args[1] != "verify" {
 			usage(stderr)
@@ -78,6 +81,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   keyferry-agent run   [-config FILE]
   keyferry-agent check [-config FILE]
+  keyferry-agent identity [-config FILE]
   keyferry-agent audit verify [-pubkey PEM] FILE
   keyferry-agent version
 `)

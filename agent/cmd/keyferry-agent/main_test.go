@@ -138,6 +138,14 @@ func TestCheckCommandWithSoftHSM(t *testing.T) {
 	if blk == nil {
 		t.Fatal("no identity PEM")
 	}
+	// `identity` prints exactly the same key, and nothing else.
+	code, idOut, errOut := runCmd("identity", "--config", cfgPath)
+	if code != 0 {
+		t.Fatalf("identity exit %d: %s", code, errOut)
+	}
+	if idBlk, rest := pem.Decode([]byte(idOut)); idBlk == nil || !bytes.Equal(idBlk.Bytes, blk.Bytes) || len(bytes.TrimSpace(rest)) != 0 {
+		t.Fatalf("identity output %q", idOut)
+	}
 	if _, err := protocol.ParseVerifierDER(blk.Bytes); err != nil {
 		t.Fatalf("identity key is not a P-256 verifier key: %v", err)
 	}

@@ -106,7 +106,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		ReplayCacheSize:    cfg.Policy.ReplayCacheSize, Pins: pins,
 	})
 	m := metrics.New()
-	d, err := daemon.New(daemon.Config{AgentID: cfg.AgentID, Version: version, HSMPool: h.Token(), PoolSize: cfg.HSM.PoolSize,
+	d, err := daemon.New(daemon.Config{AgentID: cfg.AgentID, Version: version, HSMPool: cfg.HSMPool, PoolSize: cfg.HSM.PoolSize,
 		HSM: h, Identity: id, Capabilities: daemon.HelloCapabilities(caps), Policy: pol, Audit: alog, Metrics: m, Logger: log})
 	if err != nil {
 		return err
