@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/keyferry/keyferry/functions/metrics"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/protocol"
 )
@@ -158,6 +159,10 @@ func (e *Engine) acceptWrapResult(ctx context.Context, connID string, env *proto
 	return j, nil
 }
 
+// RefusalGroupUnknown is the Group dimension of a WrapRefusals datapoint
+// whose error message names no known job.
+const RefusalGroupUnknown = "-"
+
 // HandleAgentError records an agent's refusal of a wrap_request: the job
 // fails with the agent's code and message.
 func (e *Engine) HandleAgentError(ctx context.Context, connID string, env *protocol.Envelope) error {
@@ -174,11 +179,20 @@ func (e *Engine) HandleAgentError(ctx context.Context, connID string, env *proto
 		return reject("error message from %s: %v", c.AgentID, err)
 	}
 	e.log().WarnContext(ctx, "agent error", "agent", c.AgentID, "job", m.JobID, "request", m.RequestID, "code", string(m.Code), "message", m.Message)
+	// Every authenticated refusal counts, matched to a job or not: a stream
+	// of refusals for unknown jobs is itself worth an alarm.
+	var j *store.Job
+	group := RefusalGroupUnknown
+	if m.JobID != "" {
+		if j, err = e.Store.GetJob(ctx, m.JobID); err == nil {
+			group = j.Group
+		}
+	}
+	e.Metrics.Emit(metrics.WrapRefusals, 1, metrics.Count, map[string]string{"Group": group, "Code": string(m.Code)})
 	if m.JobID == "" {
 		return nil
 	}
-	j, err := e.Store.GetJob(ctx, m.JobID)
-	if err != nil {
+	if j == nil {
 		return reject("error for unknown job %s", m.JobID)
 	}
 	if j.State != store.StateRequested || j.RequestID != m.RequestID || j.AgentID != c.AgentID {

@@ -17,6 +17,7 @@ import (
 	"github.com/keyferry/keyferry/functions/metrics"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/groups"
+	"github.com/keyferry/keyferry/shared/hsmlabel"
 	"github.com/keyferry/keyferry/shared/keyspec"
 	"github.com/keyferry/keyferry/shared/protocol"
 )
@@ -32,9 +33,6 @@ const (
 // so keys orphaned by a crash between CreateKey and the job write can be found.
 const JobTagKey = "keyferry:job"
 
-// HSMLabel is the agent's HSM key naming scheme "kf/<group>/<generation>"
-// (agent/hsm.Label; restated here because functions/ must not import agent/).
-func HSMLabel(group string, gen int64) string { return fmt.Sprintf("kf/%s/%d", group, gen) }
 
 // DefaultRotationCap is the per-key on-demand rotation cap when the group
 // does not set one.
@@ -120,7 +118,11 @@ func (e *Engine) stepPlan(ctx context.Context, g *groups.Group, j *store.Job) er
 			newKey = latest.InPlaceRotations >= rotationCap(g)
 		}
 	}
-	j.HSMLabel = HSMLabel(g.Name, j.Generation)
+	label, err := hsmlabel.Label(g.Name, uint64(j.Generation))
+	if err != nil {
+		return failf("group %s cannot name an HSM key: %v", g.Name, err)
+	}
+	j.HSMLabel = label
 	if !newKey {
 		j.Mode = ModeInPlace
 		j.KeyARN = latest.KeyARN

@@ -1,0 +1,94 @@
+package engine_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/keyferry/keyferry/functions/engine"
+	"github.com/keyferry/keyferry/functions/metrics"
+	"github.com/keyferry/keyferry/shared/protocol"
+)
+
+// emfRecords parses the EMF lines in s that carry metric name.
+func emfRecords(t *testing.T, s, name string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		var rec map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("EMF line %q: %v", sc.Text(), err)
+		}
+		if _, ok := rec[name]; ok {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// TestWrapRefusalsMetric: every authenticated error message from an agent
+// emits WrapRefusals with dimensions Group and Code (the job's group, or
+// RefusalGroupUnknown when it names no job); a message that fails
+// authentication emits nothing.
+func TestWrapRefusalsMetric(t *testing.T) {
+	g := uniq("refmetric")
+	h := newHarness(t, symGroup(g, "alias-swap"))
+	var buf syncBuffer
+	h.eng.Metrics = &metrics.Emitter{W: &buf}
+	j, _, err := h.eng.Start(h.ctx, engineTrigger(g, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.loop.Take()
+	j = h.job(j.ID)
+	seal := func(signer protocol.Signer, jobID, reqID string, code protocol.ErrorCode) *protocol.Envelope {
+		b, err := protocol.Seal(h.ctx, signer, "agent-1", protocol.ActionError, protocol.Error{
+			RequestID: reqID, JobID: jobID, AgentID: "agent-1", Code: code, Message: "refused",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, _ := protocol.Decode(b)
+		return env
+	}
+	rogue, err := protocol.GenerateECDSASigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		env       *protocol.Envelope
+		wantErr   error
+		wantGroup string // "" = no datapoint
+		wantCode  protocol.ErrorCode
+	}{
+		{"forged signature", seal(rogue, j.ID, j.RequestID, protocol.CodePolicyRefused), engine.ErrRejected, "", ""},
+		{"unknown job", seal(h.peer.Identity, "job-nope", "req-x", protocol.CodeBadRequest), engine.ErrRejected, engine.RefusalGroupUnknown, protocol.CodeBadRequest},
+		{"the job's request", seal(h.peer.Identity, j.ID, j.RequestID, protocol.CodePolicyRefused), nil, g, protocol.CodePolicyRefused},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(emfRecords(t, buf.String(), metrics.WrapRefusals))
+			err := h.eng.HandleAgentError(h.ctx, "conn-1", tc.env)
+			if (tc.wantErr == nil) != (err == nil) || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) {
+				t.Fatalf("HandleAgentError: %v, want %v", err, tc.wantErr)
+			}
+			recs := emfRecords(t, buf.String(), metrics.WrapRefusals)
+			if tc.wantGroup == "" {
+				if len(recs) != before {
+					t.Fatalf("unauthenticated message emitted WrapRefusals: %v", recs[before:])
+				}
+				return
+			}
+			if len(recs) != before+1 {
+				t.Fatalf("%d new WrapRefusals records, want 1", len(recs)-before)
+			}
+			r := recs[len(recs)-1]
+			if r["Group"] != tc.wantGroup || r["Code"] != string(tc.wantCode) || r[metrics.WrapRefusals] != 1.0 {
+				t.Fatalf("record %v, want Group %s Code %s value 1", r, tc.wantGroup, tc.wantCode)
+			}
+		})
+	}
+}
