@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/keyferry/keyferry/functions/store"
+)
+
+type agentView struct {
+	Pool         string    `json:"pool"`
+	AgentID      string    `json:"agent_id"`
+	ConnectionID string    `json:"connection_id"`
+	Verified     bool      `json:"verified"` // a verified hello was received
+	ConnectedAt  time.Time `json:"connected_at"`
+	LastSeen     time.Time `json:"last_seen"`
+}
+
+type groupStatus struct {
+	Name            string     `json:"name"`
+	Mode            string     `json:"mode"`
+	KeySpec         string     `json:"key_spec"`
+	Alias           string     `json:"alias"`
+	KeyARN          string     `json:"key_arn,omitempty"`
+	KeyMaterialID   string     `json:"key_material_id,omitempty"`
+	Generation      int64      `json:"generation"`
+	AgeSeconds      int64      `json:"age_seconds,omitempty"`
+	Schedule        string     `json:"schedule"`
+	NextRotation    *time.Time `json:"next_rotation,omitempty"`
+	MaterialExpires *time.Time `json:"material_expires,omitempty"`
+	Killed          bool       `json:"killed"`
+	ActiveJob       string     `json:"active_job,omitempty"`
+	LastJob         *jobView   `json:"last_job,omitempty"`
+}
+
+type statusView struct {
+	At     time.Time     `json:"at"`
+	Agents []agentView   `json:"agents"`
+	Groups []groupStatus `json:"groups"`
+}
+
+func cmdStatus(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("status", "status [--groups FILE] [--json]",
+		"Shows the agents connected (pool, agent, last seen) and, per group, the current key, generation, age,\nnext scheduled rotation, material expiry and last job. Needs the deployment's groups file.")
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageErrorf("status takes no arguments")
+	}
+	cfg, err := a.deployment(true)
+	if err != nil {
+		return err
+	}
+	st, err := a.store(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	v := statusView{At: now, Agents: []agentView{}, Groups: []groupStatus{}}
+	for _, p := range cfg.HSMPools {
+		conns, err := st.ConnectionsInPool(ctx, p.Name)
+		if err != nil {
+			return err
+		}
+		for _, c := range conns {
+			v.Agents = append(v.Agents, agentView{Pool: c.Pool, AgentID: c.AgentID, ConnectionID: c.ID, Verified: c.Hello, ConnectedAt: c.ConnectedAt, LastSeen: c.LastSeen})
+		}
+	}
+	jobs, err := listJobs(ctx, st, "", nil)
+	if err != nil {
+		return err
+	}
+	for i := range cfg.Groups {
+		g := &cfg.Groups[i]
+		gs := groupStatus{Name: g.Name, Mode: string(g.Mode), KeySpec: string(g.KeySpec), Alias: g.Alias, Schedule: g.Schedule}
+		gens, err := st.Generations(ctx, g.Name)
+		if err != nil {
+			return err
+		}
+		var cur *store.Generation
+		for _, x := range gens {
+			if x.State == store.GenCurrent && (cur == nil || x.Generation > cur.Generation) {
+				cur = x
+			}
+			if x.State != store.GenKilled && !x.ExpiresAt.IsZero() && (gs.MaterialExpires == nil || x.ExpiresAt.Before(*gs.MaterialExpires)) {
+				t := x.ExpiresAt
+				gs.MaterialExpires = &t
+			}
+		}
+		var last time.Time
+		if cur != nil {
+			gs.KeyARN, gs.KeyMaterialID, gs.Generation = cur.KeyARN, cur.KeyMaterialID, cur.Generation
+			last = cur.CreatedAt
+			if !cur.RotatedAt.IsZero() {
+				last = cur.RotatedAt
+			}
+			gs.AgeSeconds = int64(now.Sub(last) / time.Second)
+		}
+		if next, ok := nextRun(g.Schedule, last, now); ok {
+			gs.NextRotation = &next
+		}
+		head, err := st.GroupHead(ctx, g.Name)
+		if err != nil {
+			return err
+		}
+		gs.Killed, gs.ActiveJob = head.Killed, head.ActiveJob
+		for _, j := range jobs {
+			if j.Group == g.Name {
+				gs.LastJob = viewJob(j)
+				gs.LastJob.History = nil
+				break
+			}
+		}
+		v.Groups = append(v.Groups, gs)
+	}
+	a.emit(v, func(w io.Writer) { printStatus(w, v) })
+	return nil
+}
+
+func printStatus(w io.Writer, v statusView) {
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGENT\tPOOL\tVERIFIED\tCONNECTED\tLAST SEEN")
+	if len(v.Agents) == 0 {
+		fmt.Fprintln(tw, "(none connected)\t\t\t\t")
+	}
+	for _, ag := range v.Agents {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s ago\n", ag.AgentID, ag.Pool, ag.Verified, stamp(ag.ConnectedAt), age(v.At.Sub(ag.LastSeen)))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tMODE\tSPEC\tKEY\tGEN\tAGE\tNEXT ROTATION\tMATERIAL EXPIRES\tLAST JOB\tSTATE")
+	for _, g := range v.Groups {
+		next, exp, lj, ls := "-", "-", "-", "-"
+		if g.NextRotation != nil {
+			next = stamp(*g.NextRotation)
+		} else if g.Schedule != "" {
+			next = g.Schedule
+		}
+		if g.MaterialExpires != nil {
+			exp = stamp(*g.MaterialExpires)
+		}
+		if g.LastJob != nil {
+			lj, ls = g.LastJob.ID, g.LastJob.State
+		}
+		if g.Killed {
+			ls += " (KILLED)"
+		}
+		ag := "-"
+		if g.Generation > 0 {
+			ag = age(time.Duration(g.AgeSeconds) * time.Second)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", g.Name, g.Mode, g.KeySpec, shortARN(g.KeyARN), g.Generation, ag, next, exp, lj, ls)
+	}
+	tw.Flush()
+}
+
+func shortARN(s string) string {
+	if i := strings.LastIndexByte(s, '/'); i >= 0 {
+		return s[i+1:]
+	}
+	return orDash(s)
+}
+
+// nextRun evaluates rate(...) and at(...) schedules (EventBridge Scheduler
+// syntax, already validated by shared/groups): the next run after last (or
+// now when there was none). cron(...) is left to the Scheduler (false).
+func nextRun(expr string, last, now time.Time) (time.Time, bool) {
+	switch {
+	case strings.HasPrefix(expr, "rate(") && strings.HasSuffix(expr, ")"):
+		f := strings.Fields(expr[5 : len(expr)-1])
+		if len(f) != 2 {
+			return time.Time{}, false
+		}
+		n, err := strconv.Atoi(f[0])
+		if err != nil {
+			return time.Time{}, false
+		}
+		unit := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour}[strings.TrimSuffix(f[1], "s")]
+		if unit == 0 {
+			return time.Time{}, false
+		}
+		if last.IsZero() {
+			last = now
+		}
+		return last.Add(time.Duration(n) * unit), true
+	case strings.HasPrefix(expr, "at(") && strings.HasSuffix(expr, ")"):
+		t, err := time.Parse("2006-01-02T15:04:05", expr[3:len(expr)-1])
+		return t, err == nil
+	}
+	return time.Time{}, false
+}
