@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -179,6 +180,14 @@ func (d *Daemon) Drain(ctx context.Context) error {
 func (d *Daemon) Handle(ctx context.Context, msg []byte) {
 	env, err := protocol.Decode(msg)
 	if err != nil {
+		if gw, ok := gatewayNotice(msg); ok {
+			// API Gateway's own notices ("Internal server error",
+			// "Forbidden", ...) are not protocol messages: answering them
+			// with an error would start a loop through the gateway.
+			d.log.Warn("API Gateway notice", "message", truncate(gw, 200))
+			d.cfg.Metrics.Refusal("gateway_notice")
+			return
+		}
 		d.refuse(ctx, nil, &policy.Refusal{Reason: policy.ReasonBadRequest, Code: protocol.CodeFor(err), Msg: "undecodable message", Err: err})
 		return
 	}
@@ -278,4 +287,19 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// gatewayNotice recognises the JSON API Gateway itself sends a client when
+// a route fails: {"message": ..., "connectionId": ..., "requestId": ...}.
+func gatewayNotice(msg []byte) (string, bool) {
+	var n struct {
+		Message      *string `json:"message"`
+		ConnectionID *string `json:"connectionId"`
+		RequestID    *string `json:"requestId"`
+		Action       *string `json:"action"`
+	}
+	if len(msg) > 4096 || json.Unmarshal(msg, &n) != nil || n.Message == nil || n.Action != nil || (n.ConnectionID == nil && n.RequestID == nil) {
+		return "", false
+	}
+	return *n.Message, true
 }

@@ -2,6 +2,8 @@ package tunnel
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -33,6 +35,10 @@ type SigV4Presigner struct {
 	Expires time.Duration
 	// Now is the signing clock (time.Now if nil).
 	Now func() time.Time
+	// Params are signed query parameters sent on $connect (the control
+	// plane's connect function reads agent_id and hsm_pool from them); being
+	// inside the signature, they cannot be altered on the way.
+	Params url.Values
 }
 
 var _ Presigner = SigV4Presigner{}
@@ -54,6 +60,16 @@ func (p SigV4Presigner) Presign(ctx context.Context, endpoint string) (string, e
 		exp = time.Minute
 	}
 	q := u.Query()
+	for k, vs := range p.Params {
+		q[k] = append([]string(nil), vs...)
+	}
+	// A fresh nonce makes every presigned URL unique, so two dials within
+	// the same second never reuse a signature (replay refusal stays exact).
+	nonce := make([]byte, 12)
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("tunnel: presign nonce: %w", err)
+	}
+	q.Set("kf_nonce", hex.EncodeToString(nonce))
 	q.Set("X-Amz-Expires", strconv.Itoa(int(exp/time.Second)))
 	u.RawQuery = q.Encode()
 	creds, err := p.Credentials.Retrieve(ctx)

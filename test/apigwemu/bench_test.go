@@ -57,7 +57,7 @@ func BenchmarkPostToConnection(b *testing.B) {
 // BenchmarkRouteRoundTrip measures a client message routed on its action
 // to a handler whose response body comes back to the client.
 func BenchmarkRouteRoundTrip(b *testing.B) {
-	emu := New(Options{Stage: "bench", AllowUnauthenticated: true})
+	emu := New(Options{Stage: "bench", AllowUnauthenticated: true, RouteResponses: true})
 	if err := emu.Start("127.0.0.1:0"); err != nil {
 		b.Fatal(err)
 	}

@@ -297,8 +297,8 @@ func (c *conn) receive(binary bool, body []byte) {
 }
 
 // dispatch invokes the route's handler asynchronously (API Gateway does not
-// order integration calls) and sends back a non-empty response body or
-// API Gateway's error message.
+// order integration calls) and sends back API Gateway's error message, or a
+// non-empty response body when Options.RouteResponses is set.
 func (c *conn) dispatch(route string, binary bool, body []byte) {
 	ev := c.messageEvent(route, binary, body, c.e.opts.Clock())
 	c.e.wg.Add(1)
@@ -316,7 +316,7 @@ func (c *conn) dispatch(route string, binary bool, body []byte) {
 				msg = "Endpoint request timed out"
 			}
 			out = gatewayMessage(msg, c.id, ev.RequestContext.RequestID)
-		case resp.Body != "":
+		case resp.Body != "" && c.e.opts.RouteResponses:
 			out = []byte(resp.Body)
 			if resp.IsBase64Encoded {
 				if dec, err := base64.StdEncoding.DecodeString(resp.Body); err == nil {

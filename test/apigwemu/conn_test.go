@@ -315,3 +315,23 @@ func TestAbnormalDropInvokesDisconnect1006(t *testing.T) {
 		t.Fatal("connection record left behind")
 	}
 }
+
+// TestNoRouteResponseByDefault: without a route response (keyferry's stack
+// configures none), API Gateway does not send a handler's body back.
+func TestNoRouteResponseByDefault(t *testing.T) {
+	emu := startEmu(t, func(o *Options) { o.RouteResponses = false })
+	called := make(chan struct{}, 1)
+	emu.Route("$default", func(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+		called <- struct{}{}
+		return events.APIGatewayProxyResponse{StatusCode: 200, Body: "should not be echoed"}, nil
+	})
+	ws := mustDial(t, emu)
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"action":"x"}`)); err != nil {
+		t.Fatal(err)
+	}
+	<-called
+	ws.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, msg, err := ws.ReadMessage(); err == nil {
+		t.Fatalf("client received %q without a route response", msg)
+	}
+}

@@ -73,7 +73,7 @@ func (r *recorder) next(t *testing.T) events.APIGatewayWebsocketProxyRequest {
 // startEmu starts an emulator with test credentials; mutate tweaks options.
 func startEmu(t *testing.T, mutate func(*Options)) *Emulator {
 	t.Helper()
-	o := Options{Stage: "test", Region: testRegion, Credentials: testCreds(), RefuseReplayedPresign: true}
+	o := Options{Stage: "test", Region: testRegion, Credentials: testCreds(), RefuseReplayedPresign: true, RouteResponses: true}
 	if mutate != nil {
 		mutate(&o)
 	}

@@ -101,6 +101,10 @@ type Options struct {
 	// Logger receives JSON-able structured logs (default: discarded). No
 	// message bodies are logged, only sizes.
 	Logger *slog.Logger
+	// RouteResponses sends a route handler's non-empty response body back to
+	// the client, as API Gateway does only for routes with a route response
+	// (two-way routes). Off by default: keyferry's stack configures none.
+	RouteResponses bool
 	// Fault, when set, is consulted for every client message and every
 	// PostToConnection; see FaultAction. Test-only hook.
 	Fault Fault

@@ -103,6 +103,8 @@ type Sandbox struct {
 	hsmConfig string // agent config file
 	env       []string
 
+	metricsFile *os.File
+
 	mu    sync.Mutex
 	agent *exec.Cmd
 	exit  chan struct{}
@@ -176,9 +178,11 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	}
 	s.Endpoints.KMS = s.KMSEndpoint
 	// 4. The gateway; routes are attached once the handlers exist.
-	s.Gateway = apigwemu.New(apigwemu.SandboxOptions(map[string]apigwemu.Credential{
+	gwOpts := apigwemu.SandboxOptions(map[string]apigwemu.Credential{
 		AgentAccessKey: {SecretAccessKey: AgentSecretKey, PrincipalARN: "arn:aws:iam::" + Account + ":user/keyferry-agent"},
-	}))
+	})
+	gwOpts.Logger = s.Log.With("component", "gateway")
+	s.Gateway = apigwemu.New(gwOpts)
 	if err := s.Gateway.Start("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("sandbox: gateway emulator: %w", err)
 	}
@@ -222,6 +226,11 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	}
 	s.Deps.Log = s.Log
 	s.Deps.Engine.Log = s.Log
+	// EMF metrics go to a file (in Lambda they are stdout lines CloudWatch reads).
+	if s.metricsFile, err = os.OpenFile(filepath.Join(s.Dir, "metrics.emf.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600); err != nil {
+		return nil, err
+	}
+	s.Deps.Metrics.W = s.metricsFile
 	for _, r := range []string{"$connect"} {
 		s.Gateway.Route(r, s.Deps.Connect)
 	}
@@ -251,23 +260,23 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 // setCloudEnv points this process's AWS SDK clients at the sandbox.
 func (s *Sandbox) setCloudEnv() {
 	env := map[string]string{
-		"AWS_ACCESS_KEY_ID":                          CloudAccessKey,
-		"AWS_SECRET_ACCESS_KEY":                      CloudSecretKey,
-		"AWS_SESSION_TOKEN":                          "",
-		"AWS_REGION":                                 Region,
-		"AWS_DEFAULT_REGION":                         Region,
-		"AWS_EC2_METADATA_DISABLED":                  "true",
-		"AWS_CONFIG_FILE":                            filepath.Join(s.Dir, "aws-config"),
-		"AWS_SHARED_CREDENTIALS_FILE":                filepath.Join(s.Dir, "aws-credentials"),
-		"AWS_ENDPOINT_URL_KMS":                       s.Endpoints.KMS,
-		"AWS_ENDPOINT_URL_DYNAMODB":                  s.Endpoints.DynamoDB,
-		awsconfig.EnvWSEndpoint:                      s.Endpoints.Management,
-		awsconfig.EnvSigningKey:                      SigningKeyAlias,
-		awsconfig.EnvTablePrefix:                     "keyferry-",
-		awsconfig.EnvJobTimeout:                      s.JobTimeout.String(),
-		awsconfig.EnvRequestTTL:                      s.RequestTTL.String(),
-		awsconfig.EnvQuotaScale:                      fmt.Sprint(max(s.QuotaScale, 0)),
-		"KEYFERRY_SANDBOX_DIR":                       s.Dir,
+		"AWS_ACCESS_KEY_ID":           CloudAccessKey,
+		"AWS_SECRET_ACCESS_KEY":       CloudSecretKey,
+		"AWS_SESSION_TOKEN":           "",
+		"AWS_REGION":                  Region,
+		"AWS_DEFAULT_REGION":          Region,
+		"AWS_EC2_METADATA_DISABLED":   "true",
+		"AWS_CONFIG_FILE":             filepath.Join(s.Dir, "aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(s.Dir, "aws-credentials"),
+		"AWS_ENDPOINT_URL_KMS":        s.Endpoints.KMS,
+		"AWS_ENDPOINT_URL_DYNAMODB":   s.Endpoints.DynamoDB,
+		awsconfig.EnvWSEndpoint:       s.Endpoints.Management,
+		awsconfig.EnvSigningKey:       SigningKeyAlias,
+		awsconfig.EnvTablePrefix:      "keyferry-",
+		awsconfig.EnvJobTimeout:       s.JobTimeout.String(),
+		awsconfig.EnvRequestTTL:       s.RequestTTL.String(),
+		awsconfig.EnvQuotaScale:       quotaScale(s.QuotaScale),
+		"KEYFERRY_SANDBOX_DIR":        s.Dir,
 	}
 	for k, v := range env {
 		os.Setenv(k, v)
@@ -322,8 +331,19 @@ func (s *Sandbox) Close() error {
 	if s.moto != nil {
 		s.moto.Close()
 	}
+	if s.metricsFile != nil {
+		s.metricsFile.Close()
+	}
 	if s.tempDir {
 		os.RemoveAll(s.Dir)
 	}
 	return errors.Join(errs...)
+}
+
+// quotaScale maps the emulator's scale (0 = unlimited) to the pacer's.
+func quotaScale(f float64) string {
+	if f <= 0 {
+		return "1000"
+	}
+	return fmt.Sprint(f)
 }

@@ -68,7 +68,7 @@ func (s *Sandbox) writeAgentConfig(h hsm.Config, controlPlanePEM []byte) (string
 			"global_rate":           map[string]any{"per_minute": 6000, "burst": 100},
 			"group_rate":            map[string]any{"per_minute": 600, "burst": 20},
 		},
-		"tunnel": map[string]any{"heartbeat_interval": "30s", "backoff_initial": "200ms", "backoff_max": "5s"},
+		"tunnel":  map[string]any{"heartbeat_interval": "30s", "backoff_initial": "200ms", "backoff_max": "5s"},
 		"audit":   map[string]any{"path": filepath.Join(dir, "audit.jsonl"), "sign": true},
 		"metrics": map[string]any{"listen": "127.0.0.1:0"},
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -116,8 +117,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("AWS credentials chain: %w", err)
 	}
 	tun, err := tunnel.New(tunnel.Config{
-		Endpoint:          cfg.Endpoint,
-		Presigner:         tunnel.SigV4Presigner{Credentials: awsCfg.Credentials, Region: cfg.Region},
+		Endpoint: cfg.Endpoint,
+		Presigner: tunnel.SigV4Presigner{Credentials: awsCfg.Credentials, Region: cfg.Region,
+			Params: url.Values{"agent_id": {cfg.AgentID}, "hsm_pool": {cfg.HSMPool}}},
 		HeartbeatInterval: cfg.Tunnel.HeartbeatInterval.D(), MaxConnectionAge: cfg.Tunnel.MaxConnectionAge.D(),
 		BackoffInitial: cfg.Tunnel.BackoffInitial.D(), BackoffMax: cfg.Tunnel.BackoffMax.D(),
 		HandshakeTimeout: cfg.Tunnel.HandshakeTimeout.D(),

@@ -38,6 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	groupsFile := fs.String("groups", "", "key-groups file (default: the built-in sandbox sample)")
 	every := fs.Duration("every", 15*time.Second, "how often the schedules fire while running")
 	dir := fs.String("dir", "", "working directory (default: a temporary one, removed on exit)")
+	verbose := fs.Bool("v", false, "log the control plane and gateway (JSON) on stderr")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -55,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	sb, err := sandbox.Start(ctx, sandbox.Options{
 		GroupsFile: *groupsFile,
 		Dir:        *dir,
-		Log:        slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Log:        logger(*verbose, stderr),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "sandbox: %v\n", err)
@@ -155,4 +156,11 @@ func short(s string) string {
 		return s[:12] + ".."
 	}
 	return s
+}
+
+func logger(verbose bool, w io.Writer) *slog.Logger {
+	if !verbose {
+		w = io.Discard
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
 }
