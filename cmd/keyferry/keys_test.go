@@ -43,6 +43,10 @@ func TestKeysFlagsDisagreement(t *testing.T) {
 		t.Fatalf("table does not flag:\n%s", r.stdout)
 	}
 	// Put the material back the way an operator would.
-	var res actResult
+	var res []*actResult
 	kfJSON(t, env(), 0, &res, "sync", "ledger-signing", "--import-material", "--wait", "--json")
+	if len(res) != 1 || !strings.HasPrefix(res[0].Verdict, "ok") {
+		t.Fatalf("re-import: %+v", res)
+	}
+	kfJSON(t, env(), 0, &v, "keys", "ledger-signing", "--json")
 }
