@@ -2,21 +2,6 @@
 // Built as bootstrap (GOOS=linux GOARCH=arm64 CGO_ENABLED=0 -tags lambda.norpc).
 package main
 
-import (
-	"context"
-	"log/slog"
-	"os"
+import "github.com/keyferry/keyferry/functions/handlers"
 
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/keyferry/keyferry/functions/handlers"
-)
-
-func main() {
-	d, err := handlers.FromEnv(context.Background())
-	if err != nil {
-		slog.Error("operator: configuration", "error", err.Error())
-		os.Exit(1)
-	}
-	lambda.Start(d.Operator)
-}
+func main() { handlers.Start("operator", func(d *handlers.Deps) any { return d.Operator }) }
