@@ -97,7 +97,9 @@ func (a *app) waitJobs(ctx context.Context, r *actResult, g *groups.Group, timeo
 	} else {
 		r.Verdict = fmt.Sprintf("failed: generation %d not verified: %v", v.Generation, v.Problems)
 	}
-	a.progress("%s", r.Verdict)
+	if a.asJSON {
+		a.progress("%s", r.Verdict) // the table prints it with the result
+	}
 	return nil
 }
 
