@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/smithy-go"
@@ -41,6 +42,10 @@ const (
 	EnvQuotaFraction  = "KEYFERRY_QUOTA_FRACTION" // default 0.8
 	EnvQuotaScale     = "KEYFERRY_QUOTA_SCALE"    // default 1 (AWS quotas)
 	EnvMaxAttempts    = "KEYFERRY_MAX_ATTEMPTS"   // default 3
+	// EnvRotateFunctionARN is the rotate function's ARN: the action of the
+	// alarms the engine keeps on each group's current key (unset: the
+	// engine manages no alarms).
+	EnvRotateFunctionARN = "KEYFERRY_ROTATE_FUNCTION_ARN"
 )
 
 // Settings are the control plane's environment settings.
@@ -54,6 +59,8 @@ type Settings struct {
 	QuotaFraction float64
 	QuotaScale    float64
 	MaxAttempts   int
+	// RotateFunctionARN is the action of engine-managed alarms.
+	RotateFunctionARN string
 }
 
 // FromEnv reads Settings from getenv (os.Getenv in mains).
@@ -76,6 +83,8 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		GroupsFile:   or(EnvGroupsFile, defaultGroupsFile()),
 		WSEndpoint:   getenv(EnvWSEndpoint),
 		SigningKeyID: or(EnvSigningKey, "alias/keyferry-control-plane"),
+
+		RotateFunctionARN: getenv(EnvRotateFunctionARN),
 	}
 	dur := func(k string, def time.Duration) time.Duration {
 		v := getenv(k)
@@ -154,6 +163,7 @@ type Clients struct {
 	KMS         *kms.Client
 	DynamoDB    *dynamodb.Client
 	Connections *apigatewaymanagementapi.Client
+	CloudWatch  *cloudwatch.Client
 }
 
 // Load builds the clients with config.LoadDefaultConfig and NewRetryer.
@@ -163,7 +173,7 @@ func Load(ctx context.Context, s Settings) (*Clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("awsconfig: load default config: %w", err)
 	}
-	c := &Clients{KMS: kms.NewFromConfig(cfg), DynamoDB: dynamodb.NewFromConfig(cfg)}
+	c := &Clients{KMS: kms.NewFromConfig(cfg), DynamoDB: dynamodb.NewFromConfig(cfg), CloudWatch: cloudwatch.NewFromConfig(cfg)}
 	if s.WSEndpoint != "" {
 		c.Connections = apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
 			o.BaseEndpoint = aws.String(s.WSEndpoint)

@@ -52,11 +52,12 @@ func TestRetryerSkipsQuotaAndThrottleButRetriesServerErrors(t *testing.T) {
 
 func TestFromEnv(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-	s, err := FromEnv(env(map[string]string{EnvTablePrefix: "kf-", EnvJobsTable: "custom-jobs", EnvWSEndpoint: "https://x/prod"}))
+	s, err := FromEnv(env(map[string]string{EnvTablePrefix: "kf-", EnvJobsTable: "custom-jobs", EnvWSEndpoint: "https://x/prod", EnvRotateFunctionARN: "arn:aws:lambda:us-east-1:111122223333:function:keyferry-rotate"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Tables.Jobs != "custom-jobs" || s.Tables.Generations != "kf-generations" || s.RequestTTL.Minutes() != 5 || s.QuotaFraction != 0.8 {
+	if s.Tables.Jobs != "custom-jobs" || s.Tables.Generations != "kf-generations" || s.RequestTTL.Minutes() != 5 || s.QuotaFraction != 0.8 ||
+		s.RotateFunctionARN != "arn:aws:lambda:us-east-1:111122223333:function:keyferry-rotate" {
 		t.Fatalf("settings %+v", s)
 	}
 	bad := []map[string]string{

@@ -62,9 +62,14 @@ type Engine struct {
 	Signer   protocol.Signer
 	SignerID string
 	Pacer    *pacer.Pacer
-	Metrics  *metrics.Emitter
-	Log      *slog.Logger
-	Now      func() time.Time
+	// CloudWatch and AlarmAction (the rotate function's ARN, the alarms'
+	// action) enable run-time alarm management (ReconcileAlarms); either
+	// unset disables it.
+	CloudWatch  cloudWatchAPI
+	AlarmAction string
+	Metrics     *metrics.Emitter
+	Log         *slog.Logger
+	Now         func() time.Time
 
 	// RequestTTL is the lifetime of a wrap_request (default 5 min).
 	RequestTTL time.Duration

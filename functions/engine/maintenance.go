@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyferry/keyferry/functions/metrics"
 	"github.com/keyferry/keyferry/functions/store"
+	"github.com/keyferry/keyferry/shared/groups"
 	"github.com/keyferry/keyferry/shared/keyspec"
 )
 
@@ -20,49 +21,76 @@ const DefaultReimportMargin = 7 * 24 * time.Hour
 // Keepalive starts a re-import job (same HSM key re-wrapped,
 // EXISTING_KEY_MATERIAL) for every live generation of every group with
 // expiring material whose ValidTo is within the group's margin. Trigger
-// ids are per generation and ValidTo, so repeated keepalive runs start each
-// re-import once.
+// ids are per generation and ValidTo, so repeated keepalive runs (and the
+// material-expiry alarm, which calls KeepaliveGroup) start each re-import
+// once. It also reconciles every group's alarms onto its current key, a
+// safety net for a reconcile that failed after a switch.
 func (e *Engine) Keepalive(ctx context.Context) ([]*store.Job, error) {
 	if e.Groups == nil {
 		return nil, nil
 	}
 	var out []*store.Job
 	var errs []error
-	now := e.now()
 	for i := range e.Groups.Groups {
 		g := &e.Groups.Groups[i]
-		if !g.MaterialExpires() {
-			continue
-		}
-		margin := g.ReimportMargin.Std()
-		if margin <= 0 {
-			margin = DefaultReimportMargin
-		}
-		gens, err := e.Store.Generations(ctx, g.Name)
+		jobs, err := e.keepaliveGroup(ctx, g)
+		out = append(out, jobs...)
 		if err != nil {
 			errs = append(errs, err)
+		}
+		if e.AlarmsEnabled() {
+			if _, err := e.ReconcileAlarms(ctx, g.Name); err != nil {
+				errs = append(errs, fmt.Errorf("alarms of %s: %w", g.Name, err))
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// KeepaliveGroup is Keepalive's re-import pass for one group (what the
+// group's material-expiry alarm asks for).
+func (e *Engine) KeepaliveGroup(ctx context.Context, group string) ([]*store.Job, error) {
+	g, err := e.group(group)
+	if err != nil {
+		return nil, err
+	}
+	return e.keepaliveGroup(ctx, g)
+}
+
+func (e *Engine) keepaliveGroup(ctx context.Context, g *groups.Group) ([]*store.Job, error) {
+	if !g.MaterialExpires() {
+		return nil, nil
+	}
+	now := e.now()
+	margin := g.ReimportMargin.Std()
+	if margin <= 0 {
+		margin = DefaultReimportMargin
+	}
+	gens, err := e.Store.Generations(ctx, g.Name)
+	if err != nil {
+		return nil, err
+	}
+	var out []*store.Job
+	var errs []error
+	for _, gen := range gens {
+		if gen.State == store.GenKilled || gen.ExpiresAt.IsZero() {
 			continue
 		}
-		for _, gen := range gens {
-			if gen.State == store.GenKilled || gen.ExpiresAt.IsZero() {
-				continue
-			}
-			left := gen.ExpiresAt.Sub(now)
-			e.Metrics.Emit(metrics.MaterialSecondsToExpiry, left.Seconds(), metrics.Seconds, map[string]string{"Group": g.Name})
-			e.Metrics.Emit(metrics.KeyAge, now.Sub(gen.CreatedAt).Seconds(), metrics.Seconds, map[string]string{"Group": g.Name})
-			if left > margin {
-				continue
-			}
-			j, _, err := e.Start(ctx, TriggerRequest{
-				Group: g.Name, Kind: store.KindReimport, Trigger: "keepalive", Generation: gen.Generation,
-				TriggerID: fmt.Sprintf("keepalive/%s/%d/%d", g.Name, gen.Generation, gen.ExpiresAt.Unix()),
-			})
-			if err != nil {
-				errs = append(errs, err)
-			}
-			if j != nil {
-				out = append(out, j)
-			}
+		left := gen.ExpiresAt.Sub(now)
+		e.Metrics.Emit(metrics.MaterialSecondsToExpiry, left.Seconds(), metrics.Seconds, map[string]string{"Group": g.Name})
+		e.Metrics.Emit(metrics.KeyAge, now.Sub(gen.CreatedAt).Seconds(), metrics.Seconds, map[string]string{"Group": g.Name})
+		if left > margin {
+			continue
+		}
+		j, _, err := e.Start(ctx, TriggerRequest{
+			Group: g.Name, Kind: store.KindReimport, Trigger: "keepalive", Generation: gen.Generation,
+			TriggerID: fmt.Sprintf("keepalive/%s/%d/%d", g.Name, gen.Generation, gen.ExpiresAt.Unix()),
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if j != nil {
+			out = append(out, j)
 		}
 	}
 	return out, errors.Join(errs...)

@@ -33,7 +33,6 @@ const (
 // so keys orphaned by a crash between CreateKey and the job write can be found.
 const JobTagKey = "keyferry:job"
 
-
 // DefaultRotationCap is the per-key on-demand rotation cap when the group
 // does not set one.
 const DefaultRotationCap = 10
@@ -615,6 +614,7 @@ func (e *Engine) stepFinish(ctx context.Context, g *groups.Group, j *store.Job) 
 		e.Metrics.Emit(metrics.MaterialSecondsToExpiry, j.ValidTo.Sub(e.now()).Seconds(), metrics.Seconds, dims)
 	}
 	e.log().InfoContext(ctx, "job succeeded", "job", j.ID, "group", g.Name, "kind", string(j.Kind), "key", j.KeyARN, "generation", j.Generation, "key_material_id", j.KeyMaterialID)
+	e.reconcileAfterSwitch(ctx, g, j)
 	return nil
 }
 

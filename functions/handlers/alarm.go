@@ -3,6 +3,8 @@ package handlers
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/keyferry/keyferry/functions/engine"
 )
 
 // AlarmStateValue is a CloudWatch alarm state.
@@ -65,5 +67,6 @@ type AlarmStateChangeEvent struct {
 const DetailTypeAlarmStateChange = "CloudWatch Alarm State Change"
 
 // AlarmName is the CloudWatch alarm name keyferry uses for alarm a of group
-// g (infra/ creates alarms with this name; Rotate maps names back).
-func AlarmName(group, alarm string) string { return "keyferry-" + group + "-" + alarm }
+// g (engine.AlarmName: the engine creates alarms with this name on the
+// current key; Rotate maps names back with engine.AlarmOwner).
+func AlarmName(group, alarm string) string { return engine.AlarmName(group, alarm) }

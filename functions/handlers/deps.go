@@ -65,6 +65,11 @@ func FromEnv(ctx context.Context) (*Deps, error) {
 		Pacer: pacer.New(s.QuotaFraction, s.QuotaScale), Metrics: m, Log: log,
 		RequestTTL: s.RequestTTL, JobTimeout: s.JobTimeout, MaxAttempts: s.MaxAttempts,
 	}
+	if s.RotateFunctionARN != "" {
+		eng.CloudWatch, eng.AlarmAction = clients.CloudWatch, s.RotateFunctionARN
+	} else {
+		log.WarnContext(ctx, "no rotate function ARN: engine-managed KMS alarms disabled", "env", awsconfig.EnvRotateFunctionARN)
+	}
 	if clients.Connections != nil {
 		eng.Connections = clients.Connections
 	}

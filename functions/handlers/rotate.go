@@ -12,7 +12,6 @@ import (
 
 	"github.com/keyferry/keyferry/functions/engine"
 	"github.com/keyferry/keyferry/functions/store"
-	"github.com/keyferry/keyferry/shared/groups"
 )
 
 // SchedulePayload is the EventBridge Scheduler input. ID, when set (e.g.
@@ -33,6 +32,8 @@ type RotateResult struct {
 	State   store.State   `json:"state,omitempty"`
 	Reason  string        `json:"reason,omitempty"`
 	Ignored string        `json:"ignored,omitempty"`
+	// Jobs lists the re-import jobs a material-expiry alarm started.
+	Jobs []string `json:"jobs,omitempty"`
 }
 
 // ErrBadTrigger: the payload is not a known trigger (nothing changed).
@@ -98,43 +99,41 @@ func (d *Deps) Rotate(ctx context.Context, payload json.RawMessage) (any, error)
 	return nil, fmt.Errorf("%w: expected a Scheduler payload, a CloudWatch alarm event or an operator request", ErrBadTrigger)
 }
 
-// groupForAlarm maps an alarm name to its group and alarm definition.
-func (d *Deps) groupForAlarm(name string) (*groups.Group, *groups.Alarm) {
-	cfg := d.Engine.Groups
-	if cfg == nil {
-		return nil, nil
-	}
-	for i := range cfg.Groups {
-		g := &cfg.Groups[i]
-		for k := range g.Alarms {
-			a := &g.Alarms[k]
-			if name == AlarmName(g.Name, a.Name) || name == a.Name {
-				return g, a
-			}
-		}
-	}
-	return nil, nil
-}
-
 func (d *Deps) alarm(ctx context.Context, arn string, data AlarmData) (any, error) {
 	log := d.log().With("alarm", data.AlarmName, "state", string(data.State.Value))
 	if data.State.Value != AlarmStateAlarm {
 		log.InfoContext(ctx, "alarm event ignored: not ALARM")
 		return RotateResult{Ignored: "alarm state " + string(data.State.Value)}, nil
 	}
-	g, a := d.groupForAlarm(data.AlarmName)
-	if g == nil {
-		log.WarnContext(ctx, "alarm maps to no group")
-		return nil, fmt.Errorf("%w: alarm %q belongs to no group", ErrBadTrigger, data.AlarmName)
+	ref, err := d.Engine.AlarmOwner(data.AlarmName)
+	if err != nil {
+		log.WarnContext(ctx, "alarm maps to no single group", "error", err.Error())
+		return nil, fmt.Errorf("%w: %w", ErrBadTrigger, err)
 	}
-	cooldown := a.Cooldown.Std()
+	if ref.MaterialExpiry {
+		// Material about to expire: re-import it (same trigger ids as
+		// keepalive, so both paths start one job per generation).
+		jobs, err := d.Engine.KeepaliveGroup(ctx, ref.Group.Name)
+		res := RotateResult{Group: ref.Group.Name}
+		for _, j := range jobs {
+			res.Jobs = append(res.Jobs, j.ID)
+		}
+		if len(jobs) > 0 {
+			res.JobID, res.State, res.Reason = jobs[0].ID, jobs[0].State, jobs[0].Reason
+		}
+		if err != nil && !errors.Is(err, engine.ErrNoAgent) {
+			return res, err
+		}
+		return res, nil
+	}
+	cooldown := ref.Alarm.Cooldown.Std()
 	if cooldown <= 0 {
 		cooldown = DefaultAlarmCooldown
 	}
 	// The same state change, delivered directly and via EventBridge or
 	// twice by either, has the same name and timestamp: one job.
 	id := fmt.Sprintf("alarm/%s/%s", data.AlarmName, data.State.Timestamp)
-	return d.start(ctx, engine.TriggerRequest{Group: g.Name, Trigger: "alarm", TriggerID: id, Cooldown: cooldown})
+	return d.start(ctx, engine.TriggerRequest{Group: ref.Group.Name, Trigger: "alarm", TriggerID: id, Cooldown: cooldown})
 }
 
 func (d *Deps) start(ctx context.Context, r engine.TriggerRequest) (RotateResult, error) {
