@@ -1,0 +1,40 @@
+package kmsemu
+
+// ImportedMaterial is one imported key material of a key as the emulator
+// holds it: the plaintext bytes ImportKeyMaterial unwrapped. It exists so
+// test suites (test/soak, test/security) can obtain the plaintext of test
+// keys legitimately and prove it never appears on the wire or in a log, and
+// compare it with the HSM twin. The emulator is test-only; this accessor
+// has no counterpart in AWS.
+type ImportedMaterial struct {
+	KeyID         string
+	KeyARN        string
+	KeyMaterialID string
+	State         string // CURRENT, NON_CURRENT, PENDING_ROTATION
+	Material      []byte // a copy
+}
+
+// ImportedMaterials returns every imported material of every key (keys in
+// creation order, materials in association order). Generated (AWS_KMS
+// origin) materials are not included.
+func (s *Server) ImportedMaterials() []ImportedMaterial {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ImportedMaterial
+	for _, id := range s.order {
+		k := s.keys[id]
+		if k == nil {
+			continue
+		}
+		for _, m := range k.materials {
+			if !m.imported || len(m.raw) == 0 {
+				continue
+			}
+			out = append(out, ImportedMaterial{
+				KeyID: k.id, KeyARN: k.arn, KeyMaterialID: m.id, State: m.state,
+				Material: append([]byte(nil), m.raw...),
+			})
+		}
+	}
+	return out
+}
