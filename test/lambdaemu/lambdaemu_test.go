@@ -52,8 +52,10 @@ func start(t *testing.T) (*lambdaemu.Server, *lambda.Client, *atomic.Int32) {
 	}
 	t.Cleanup(func() { s.Close() })
 	c := lambda.NewFromConfig(aws.Config{
-		Region:       "us-east-1",
-		Credentials:  aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return aws.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}, nil }),
+		Region: "us-east-1",
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}, nil
+		}),
 		BaseEndpoint: aws.String(s.URL()),
 	})
 	return s, c, &events
