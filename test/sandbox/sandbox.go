@@ -74,6 +74,10 @@ type Options struct {
 	Log *slog.Logger
 	// AgentLog receives the agent's stdout/stderr (default: Dir/agent.log).
 	AgentLog io.Writer
+	// KMSFault and GatewayFault are the emulators' fault-injection hooks
+	// (test/soak, test/security); nil means no faults.
+	KMSFault     kmsemu.FaultFunc
+	GatewayFault apigwemu.Fault
 }
 
 // Endpoints are what a person points the AWS CLI and keyferry at.
@@ -170,7 +174,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	s.Endpoints.DynamoDB = s.moto.URL()
 	// 3. KMS.
 	if s.KMSEndpoint == "" {
-		s.Emulator = kmsemu.New(kmsemu.Options{Region: Region, Account: Account, QuotaScale: s.QuotaScale, RotationDelay: 500 * time.Millisecond})
+		s.Emulator = kmsemu.New(kmsemu.Options{Region: Region, Account: Account, QuotaScale: s.QuotaScale, RotationDelay: 500 * time.Millisecond, Fault: s.KMSFault})
 		if err := s.Emulator.Start("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("sandbox: KMS emulator: %w", err)
 		}
@@ -182,6 +186,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		AgentAccessKey: {SecretAccessKey: AgentSecretKey, PrincipalARN: "arn:aws:iam::" + Account + ":user/keyferry-agent"},
 	})
 	gwOpts.Logger = s.Log.With("component", "gateway")
+	gwOpts.Fault = s.GatewayFault
 	s.Gateway = apigwemu.New(gwOpts)
 	if err := s.Gateway.Start("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("sandbox: gateway emulator: %w", err)
