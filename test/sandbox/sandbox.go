@@ -68,6 +68,9 @@ type Options struct {
 	AgentBinary string
 	// QuotaScale for the KMS emulator (0 = unlimited).
 	QuotaScale float64
+	// WrappingKeyPool is how many RSA wrapping keys of each size the KMS
+	// emulator keeps pre-generated (0 = the emulator's default).
+	WrappingKeyPool int
 	// JobTimeout and RequestTTL of the control plane (defaults 60s and 30s).
 	JobTimeout, RequestTTL time.Duration
 	// Log receives the sandbox's own JSON logs (default: discarded).
@@ -174,7 +177,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	s.Endpoints.DynamoDB = s.moto.URL()
 	// 3. KMS.
 	if s.KMSEndpoint == "" {
-		s.Emulator = kmsemu.New(kmsemu.Options{Region: Region, Account: Account, QuotaScale: s.QuotaScale, RotationDelay: 500 * time.Millisecond, Fault: s.KMSFault})
+		s.Emulator = kmsemu.New(kmsemu.Options{Region: Region, Account: Account, QuotaScale: s.QuotaScale, RotationDelay: 500 * time.Millisecond, Fault: s.KMSFault, WrappingKeyPool: s.WrappingKeyPool})
 		if err := s.Emulator.Start("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("sandbox: KMS emulator: %w", err)
 		}
