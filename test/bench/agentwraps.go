@@ -267,8 +267,8 @@ func (a *AgentProcess) request(ctx context.Context, wk *WrappingKey, prefix stri
 	r := protocol.WrapRequest{
 		RequestID: fmt.Sprintf("req-%s-%d", prefix, i), JobID: fmt.Sprintf("job-%s-%d", prefix, i), Nonce: nonce,
 		Account: benchAccount, Region: benchRegion, Group: prefix,
-		KeyARN:   fmt.Sprintf("arn:aws:kms:%s:%s:key/%08d-0000-4000-8000-%012d", benchRegion, benchAccount, i, i),
-		KeySpec:  WrapKeySpec, Operation: protocol.OpGenerate, HSMLabel: fmt.Sprintf("kf/%s/%d", prefix, i),
+		KeyARN:  fmt.Sprintf("arn:aws:kms:%s:%s:key/%08d-0000-4000-8000-%012d", benchRegion, benchAccount, i, i),
+		KeySpec: WrapKeySpec, Operation: protocol.OpGenerate, HSMLabel: fmt.Sprintf("kf/%s/%d", prefix, i),
 		WrappingAlgorithm: WrapAlgorithm, WrappingKeySpec: wrappingKeySpecOf(wk), WrappingPublicKey: wk.DER,
 		IssuedAt: now.Add(-time.Second), ExpiresAt: now.Add(5 * time.Minute),
 	}

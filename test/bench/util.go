@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"strings"
 
 	"github.com/keyferry/keyferry/shared/keyspec"
 )
@@ -17,4 +18,8 @@ func wrappingKeySpecOf(wk *WrappingKey) keyspec.WrappingKeySpec {
 	default:
 		return keyspec.WrapRSA4096
 	}
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }

@@ -1,0 +1,92 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/keyferry/keyferry/functions/store"
+)
+
+// JobGetter reads a job (the control plane's store).
+type JobGetter func(ctx context.Context, id string) (*store.Job, error)
+
+// FleetResult is one fleet rotation.
+type FleetResult struct {
+	Samples []Sample
+	// Elapsed runs from the first trigger to the last job's final update.
+	Elapsed time.Duration
+}
+
+// Fleet fires a schedule trigger for every group at once (triggerWorkers
+// triggers in flight, as EventBridge Scheduler fans out) and follows all
+// jobs with one poller (every poll interval, one read per unfinished job)
+// so that following 500 jobs does not itself load DynamoDB.
+func Fleet(ctx context.Context, r Rotator, get JobGetter, groups []string, tag string, triggerWorkers int, poll, timeout time.Duration) FleetResult {
+	samples := make([]Sample, len(groups))
+	start := time.Now()
+	sem := make(chan struct{}, max(triggerWorkers, 1))
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			s := Sample{Group: g}
+			res, err := r.Trigger(ctx, g, "schedule", tag+"-"+g)
+			switch {
+			case err != nil:
+				s.Err = fmt.Errorf("trigger %s: %w", g, err)
+			case res.JobID == "":
+				s.Err = fmt.Errorf("trigger %s started no job: %s %s", g, res.Outcome, res.Reason)
+			}
+			s.JobID = res.JobID
+			samples[i] = s
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(timeout)
+	var last time.Time
+	for {
+		open := 0
+		for i := range samples {
+			s := &samples[i]
+			if s.Err != nil || s.State != "" && terminal(s.State) {
+				continue
+			}
+			j, err := get(ctx, s.JobID)
+			if err != nil || !terminal(j.State) {
+				open++
+				continue
+			}
+			s.Mode, s.State, s.Reason, s.Latency = j.Mode, j.State, j.Reason, j.UpdatedAt.Sub(start)
+			if j.UpdatedAt.After(last) {
+				last = j.UpdatedAt
+			}
+			if j.State != store.StateSucceeded {
+				s.Err = fmt.Errorf("job %s %s: %s", j.ID, j.State, j.Reason)
+			}
+		}
+		if open == 0 {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			for i := range samples {
+				if samples[i].Err == nil && !terminal(samples[i].State) {
+					samples[i].Err = fmt.Errorf("job %s not terminal after %s", samples[i].JobID, timeout)
+				}
+			}
+			break
+		}
+		time.Sleep(poll)
+	}
+	if last.IsZero() {
+		last = time.Now()
+	}
+	return FleetResult{Samples: samples, Elapsed: last.Sub(start)}
+}
+
+func terminal(st store.State) bool {
+	return st == store.StateSucceeded || st == store.StateFailed || st == store.StateSkipped
+}

@@ -1,0 +1,456 @@
+// Command bench is `make bench`: it measures keyferry side by side against
+// its ceilings and against the AWS CLI walkthrough on this machine, prints a
+// table and where the time went, and with BENCH_JSON=FILE (or --json FILE)
+// writes the figures as one flat JSON object. Nothing in it passes or fails
+// on speed; it exits non-zero only when a measurement could not be made
+// (a wrap or rotation that did not verify).
+//
+//	go run ./test/cmd/bench [--quota-scale 20] [--fleet-keys 500] [--json FILE]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/keyferry/keyferry/agent/hsm"
+	"github.com/keyferry/keyferry/agent/hsm/hsmtest"
+	"github.com/keyferry/keyferry/test/bench"
+	"github.com/keyferry/keyferry/test/sandbox"
+)
+
+type config struct {
+	jsonPath       string
+	quotaScale     float64
+	fleetKeys      int
+	wraps          int
+	sessions       int
+	rotations      int
+	latencyWorkers int
+	cliKeys        int
+	wrapPool       int
+	cpuProfile     string
+	dir            string
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var c config
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.jsonPath, "json", os.Getenv("BENCH_JSON"), "write the figures as a flat JSON object to FILE (default $BENCH_JSON)")
+	fs.Float64Var(&c.quotaScale, "quota-scale", 20, "KMS emulator quota scale for the fleet run (AWS quotas x this)")
+	fs.IntVar(&c.fleetKeys, "fleet-keys", 500, "keys (groups) rotated in the fleet run")
+	fs.IntVar(&c.wraps, "wraps", 300, "keygen+wrap operations per wrap benchmark (direct and agent)")
+	fs.IntVar(&c.sessions, "sessions", 2, "HSM sessions (agent pool_size and direct-loop goroutines)")
+	fs.IntVar(&c.rotations, "rotations", 200, "rotations per mode for the latency figures")
+	fs.IntVar(&c.latencyWorkers, "latency-workers", 4, "rotations in flight during the latency run")
+	fs.IntVar(&c.cliKeys, "cli-keys", 20, "keys in the AWS CLI vs keyferry comparison")
+	fs.IntVar(&c.wrapPool, "wrapping-key-pool", 64, "KMS emulator pre-generated wrapping keys per size")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (emulators + control plane) for the fleet run")
+	fs.StringVar(&c.dir, "dir", "", "working directory (default: a temporary one, removed at the end)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b := &runner{cfg: c, out: stdout, log: stderr, phases: map[string]time.Duration{}}
+	err := b.all(ctx)
+	fmt.Fprintln(stdout)
+	b.report.Table(stdout)
+	b.whereTimeGoes(stdout)
+	if c.jsonPath != "" {
+		if werr := b.report.WriteJSON(c.jsonPath); werr != nil {
+			err = errors.Join(err, werr)
+		} else {
+			fmt.Fprintf(stdout, "\nfigures written to %s\n", c.jsonPath)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+type runner struct {
+	cfg    config
+	out    io.Writer
+	log    io.Writer
+	report bench.Report
+	root   string
+	dir    string
+	agent  string
+
+	phases     map[string]time.Duration
+	phaseOrder []string
+	fleetCPU   bench.CPUSnapshot
+	fleetWall  time.Duration
+	profTop    string
+}
+
+func (b *runner) say(format string, a ...any) {
+	fmt.Fprintf(b.out, "bench: "+format+"\n", a...)
+}
+
+func (b *runner) phase(name string, f func() error) error {
+	b.say("%s ...", name)
+	start := time.Now()
+	err := f()
+	d := time.Since(start)
+	b.phases[name] = d
+	b.phaseOrder = append(b.phaseOrder, name)
+	if err != nil {
+		b.say("%s failed after %s: %v", name, d.Round(time.Millisecond), err)
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	b.say("%s done in %s", name, d.Round(time.Millisecond))
+	return nil
+}
+
+func (b *runner) all(ctx context.Context) error {
+	if err := sandbox.Check(); err != nil {
+		return err
+	}
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOMOD: %w", err)
+	}
+	b.root = filepath.Dir(strings.TrimSpace(string(out)))
+	if b.dir = b.cfg.dir; b.dir == "" {
+		if b.dir, err = os.MkdirTemp("", "keyferry-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(b.dir)
+	}
+	var errs []error
+	errs = append(errs, b.phase("build keyferry-agent", func() (err error) {
+		b.agent, err = sandbox.BuildAgent(ctx, b.dir)
+		return err
+	}))
+	if b.agent == "" {
+		return errors.Join(errs...)
+	}
+	errs = append(errs, b.phase("wraps: direct PKCS#11 vs agent path", func() error { return b.wraps(ctx) }))
+	errs = append(errs, b.phase("lambda bootstrap sizes (linux/arm64)", func() error { return b.lambdaSizes(ctx) }))
+	errs = append(errs, b.phase("sandbox (quotas off): lambda init, CLI vs keyferry, rotation latency", func() error { return b.quotasOff(ctx) }))
+	errs = append(errs, b.phase(fmt.Sprintf("fleet: %d keys at quota scale %g", b.cfg.fleetKeys, b.cfg.quotaScale), func() error { return b.fleet(ctx) }))
+	return errors.Join(errs...)
+}
+
+// wraps measures the bare PKCS#11 loop and the whole agent path on two
+// fresh SoftHSM tokens, one after the other, same session count, same work.
+func (b *runner) wraps(ctx context.Context) error {
+	wk, err := bench.NewWrappingKey(bench.WrapKeyBits)
+	if err != nil {
+		return err
+	}
+	n, sessions := b.cfg.wraps, b.cfg.sessions
+	verifyEvery := 10
+
+	direct, err := hsmtest.NewSoftHSMToken(filepath.Join(b.dir, "hsm-direct"))
+	if err != nil {
+		return err
+	}
+	direct.PoolSize = sessions
+	direct.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	h, err := hsm.Open(ctx, direct)
+	if err != nil {
+		return err
+	}
+	dr, err := bench.DirectWraps(ctx, h, wk, "direct", sessions, n, verifyEvery)
+	h.Close()
+	if err != nil {
+		return err
+	}
+
+	agentDir := filepath.Join(b.dir, "hsm-agent")
+	tok, err := hsmtest.NewSoftHSMToken(agentDir)
+	if err != nil {
+		return err
+	}
+	stateDir := filepath.Join(b.dir, "agent-state")
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return err
+	}
+	ap, err := bench.StartAgentProcess(ctx, b.agent, stateDir, tok, filepath.Join(agentDir, "softhsm2.conf"), sessions)
+	if err != nil {
+		return err
+	}
+	defer ap.Close()
+	time.Sleep(500 * time.Millisecond) // settle after hello
+	idle, err := bench.ReadMemory(ap.PID())
+	if err != nil {
+		return err
+	}
+	cpu0, _ := bench.CPUTime(ap.PID())
+	ar, err := ap.Wraps(ctx, wk, "bench", n, 4*sessions, verifyEvery)
+	if err != nil {
+		return err
+	}
+	cpu1, _ := bench.CPUTime(ap.PID())
+	load, err := bench.ReadMemory(ap.PID())
+	if err != nil {
+		return err
+	}
+	note := fmt.Sprintf("%d x AES-256 keygen + RSAES_OAEP_SHA_1 wrap (RSA_4096), %d sessions", n, sessions)
+	b.report.Add("direct_wraps_per_s", dr.PerSecond(), "1/s", "bare agent/hsm loop, "+note)
+	b.report.Add("agent_wraps_per_s", ar.PerSecond(), "1/s", "keyferry-agent process, signed requests/results over loopback websocket, policy, signed audit")
+	b.report.Add("agent_vs_direct_ratio", ar.PerSecond()/dr.PerSecond(), "", "agent / direct")
+	b.report.Add("agent_cpu_ms_per_wrap", float64((cpu1-cpu0).Milliseconds())/float64(n), "ms", "agent process CPU (incl. SoftHSM in-process)")
+	b.report.Add("agent_rss_idle_mb", idle.RSSMB, "MiB", "VmRSS after hello, before any wrap")
+	b.report.Add("agent_rss_load_mb", load.PeakMB, "MiB", fmt.Sprintf("VmHWM after %d wraps", n))
+	b.say("direct %.1f/s (%d blobs unwrapped and checked), agent %.1f/s (%d checked, every result signature verified)",
+		dr.PerSecond(), dr.Verified, ar.PerSecond(), ar.Verified)
+	return nil
+}
+
+func (b *runner) lambdaSizes(ctx context.Context) error {
+	names, err := lambdaNames(b.root)
+	if err != nil {
+		return err
+	}
+	var maxSize int64
+	var maxName string
+	for _, n := range names {
+		_, size, err := bench.BuildLambda(ctx, b.root, n, "arm64", filepath.Join(b.dir, "lambda"))
+		if err != nil {
+			return err
+		}
+		if size > maxSize {
+			maxSize, maxName = size, n
+		}
+	}
+	b.report.Add("lambda_bootstrap_max_mb", float64(maxSize)/(1<<20), "MiB", fmt.Sprintf("%s, of %d functions (arm64, -s -w, lambda.norpc)", maxName, len(names)))
+	return nil
+}
+
+func lambdaNames(root string) ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(root, "functions", "cmd"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+func (b *runner) policy() ([]byte, error) {
+	return os.ReadFile(filepath.Join(b.root, "test", "sandbox", "policies", "default.json"))
+}
+
+// quotasOff runs one sandbox with unlimited quotas: the Lambda init time
+// (against its DynamoDB and KMS), the CLI walkthrough vs keyferry for the
+// same number of keys, and rotation latency per mode.
+func (b *runner) quotasOff(ctx context.Context) error {
+	pol, err := b.policy()
+	if err != nil {
+		return err
+	}
+	perGroup := 8 // in-place rotations per group, below the rotation cap of 10
+	latGroups := (b.cfg.rotations + perGroup - 1) / perGroup
+	lat := bench.GroupSet{Prefix: "lat", InPlace: latGroups, AliasSwap: latGroups, WrappingKeySpec: "RSA_2048"}
+	cli := bench.GroupSet{Prefix: "kf20", AliasSwap: b.cfg.cliKeys, WrappingKeySpec: "RSA_2048"}
+	gdir := filepath.Join(b.dir, "groups-off")
+	gfile, err := bench.WriteGroupsFile(gdir, pol, lat, cli)
+	if err != nil {
+		return err
+	}
+	sb, err := sandbox.Start(ctx, sandbox.Options{GroupsFile: gfile, Dir: filepath.Join(b.dir, "sandbox-off"), AgentBinary: b.agent,
+		WrappingKeyPool: b.cfg.wrapPool, JobTimeout: 5 * time.Minute, RequestTTL: 2 * time.Minute})
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	var errs []error
+
+	// Lambda init: the rotate function for this host, with the sandbox's environment.
+	if bin, _, err := bench.BuildLambda(ctx, b.root, "rotate", bench.HostArch(), filepath.Join(b.dir, "lambda")); err != nil {
+		errs = append(errs, err)
+	} else {
+		var ds []time.Duration
+		for range 5 {
+			d, err := bench.LambdaInit(ctx, bin, os.Environ())
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			ds = append(ds, d)
+		}
+		if len(ds) > 0 {
+			b.report.Add("lambda_init_ms", bench.Millis(bench.Percentile(ds, 50)), "ms", fmt.Sprintf("rotate function, process start -> first GET /invocation/next, median of %d", len(ds)))
+		}
+	}
+
+	// The same keys: the AWS CLI walkthrough, then keyferry (all at once, as the scheduler fires them).
+	script := filepath.Join(b.root, "test", "bench", "testdata", "cli-walkthrough.sh")
+	cliD, err := bench.CLIWalkthrough(ctx, script, sb.Env(), b.cfg.cliKeys, "cli20", "RSA_2048", filepath.Join(b.dir, "cli"))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	_, names := cli.Names()
+	kf := bench.Fleet(ctx, sb, sb.Deps.Store.GetJob, names, "same-keys", len(names), 100*time.Millisecond, 3*time.Minute)
+	if o := bench.Summarize(kf.Samples); o.Failed > 0 {
+		errs = append(errs, fmt.Errorf("keyferry same keys: %d failed, first: %w", o.Failed, o.FirstErr))
+	}
+	if err == nil {
+		b.report.Add("cli_baseline_s", cliD.Seconds(), "s", fmt.Sprintf("%d keys, aws CLI + openssl, one at a time", b.cfg.cliKeys))
+		b.report.Add("keyferry_same_keys_s", kf.Elapsed.Seconds(), "s", fmt.Sprintf("%d alias-swap groups, fired together, verified", len(names)))
+		b.report.Add("speedup_vs_cli", cliD.Seconds()/kf.Elapsed.Seconds(), "x", "")
+	}
+
+	// Rotation latency: create every latency group's key first (not timed), then rotate.
+	inPlace, swap := lat.Names()
+	setup := bench.Rotate(ctx, sb, append(slices.Clone(inPlace), swap...), "create", 2*b.cfg.latencyWorkers, 3*time.Minute)
+	if o := bench.Summarize(setup); o.Failed > 0 {
+		return errors.Join(append(errs, fmt.Errorf("latency setup: %d failed, first: %w", o.Failed, o.FirstErr))...)
+	}
+	for _, m := range []struct {
+		name, key string
+		groups    []string
+	}{{"in-place", "inplace", inPlace}, {"alias-swap", "aliasswap", swap}} {
+		var all []bench.Sample
+		for round := 1; round <= perGroup && len(all) < b.cfg.rotations; round++ {
+			gs := m.groups
+			if rest := b.cfg.rotations - len(all); rest < len(gs) {
+				gs = gs[:rest]
+			}
+			all = append(all, bench.Rotate(ctx, sb, gs, fmt.Sprintf("lat%d", round), b.cfg.latencyWorkers, 3*time.Minute)...)
+		}
+		o := bench.Summarize(all)
+		if o.Failed > 0 {
+			errs = append(errs, fmt.Errorf("%s latency: %d of %d failed, first: %w", m.name, o.Failed, len(all), o.FirstErr))
+		}
+		modes := map[string]int{}
+		for _, s := range all {
+			modes[s.Mode]++
+		}
+		note := fmt.Sprintf("%d rotations, %d in flight, quotas off, trigger -> SUCCEEDED (modes used %v)", o.OK, b.cfg.latencyWorkers, modes)
+		b.report.Add("rotation_p50_ms_"+m.key, bench.Millis(bench.Percentile(o.Latencies, 50)), "ms", note)
+		b.report.Add("rotation_p99_ms_"+m.key, bench.Millis(bench.Percentile(o.Latencies, 99)), "ms", "")
+	}
+	return errors.Join(errs...)
+}
+
+// fleet rotates fleetKeys groups at once against quotas scaled by quotaScale.
+func (b *runner) fleet(ctx context.Context) error {
+	pol, err := b.policy()
+	if err != nil {
+		return err
+	}
+	n := b.cfg.fleetKeys
+	set := bench.GroupSet{Prefix: "fleet", InPlace: n / 2, AliasSwap: n - n/2, WrappingKeySpec: "RSA_2048"}
+	gfile, err := bench.WriteGroupsFile(filepath.Join(b.dir, "groups-fleet"), pol, set)
+	if err != nil {
+		return err
+	}
+	sb, err := sandbox.Start(ctx, sandbox.Options{GroupsFile: gfile, Dir: filepath.Join(b.dir, "sandbox-fleet"), AgentBinary: b.agent,
+		QuotaScale: b.cfg.quotaScale, WrappingKeyPool: b.cfg.wrapPool, JobTimeout: 10 * time.Minute, RequestTTL: 5 * time.Minute})
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	inPlace, swap := set.Names()
+	groups := append(inPlace, swap...)
+	// GetParametersForImport (1/s x scale) is the binding quota: one per
+	// rotation in both modes (CreateKey, 5/s x scale, is one per alias-swap).
+	quotaKeys := 1 * b.cfg.quotaScale
+
+	if b.cfg.cpuProfile != "" {
+		f, err := os.Create(b.cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+			if top, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=12", b.cfg.cpuProfile).Output(); err == nil {
+				b.profTop = string(top)
+			}
+		}()
+	}
+	cpu0 := bench.SnapshotCPU()
+	stats0 := sb.Emulator.Stats()
+	fr := bench.Fleet(ctx, sb, sb.Deps.Store.GetJob, groups, "fleet", 32, 250*time.Millisecond, 8*time.Minute)
+	b.fleetCPU = bench.SnapshotCPU().Sub(cpu0)
+	b.fleetWall = fr.Elapsed
+	stats := sb.Emulator.Stats()
+	o := bench.Summarize(fr.Samples)
+	throttles := 0
+	for op, v := range stats.Throttled {
+		throttles += v - stats0.Throttled[op]
+	}
+	achieved := float64(o.OK) / fr.Elapsed.Seconds()
+	b.report.Add("fleet_keys", float64(o.OK), "", fmt.Sprintf("%d groups (%d in-place, %d alias-swap), fired together", n, len(inPlace), len(swap)))
+	b.report.Add("fleet_quota_scale", b.cfg.quotaScale, "x", "AWS KMS quotas x this in the emulator")
+	b.report.Add("fleet_quota_keys_per_s", quotaKeys, "1/s", "bound: GetParametersForImport 1/s x scale")
+	b.report.Add("fleet_keys_per_s", achieved, "1/s", fmt.Sprintf("in %.1f s", fr.Elapsed.Seconds()))
+	b.report.Add("fleet_quota_utilisation", achieved/quotaKeys, "", "achieved / bound (the pacer aims at 0.8 of quota)")
+	b.report.Add("fleet_failed_jobs", float64(o.Failed), "", "should be 0")
+	b.report.Add("fleet_throttle_errors_surfaced", float64(o.Throttled), "", "jobs failed by throttling; should be 0")
+	b.report.Add("fleet_throttles_absorbed", float64(throttles), "", "ThrottlingException answers the pacer retried")
+	if pid := sb.AgentPID(); pid > 0 {
+		if m, err := bench.ReadMemory(pid); err == nil {
+			b.report.Add("agent_rss_fleet_mb", m.PeakMB, "MiB", "sandbox agent VmHWM after the fleet")
+		}
+	}
+	if o.Failed > 0 {
+		return fmt.Errorf("fleet: %d of %d jobs failed, first: %w", o.Failed, n, o.FirstErr)
+	}
+	return nil
+}
+
+func (b *runner) whereTimeGoes(w io.Writer) {
+	fmt.Fprintln(w, "\nwhere the time goes")
+	var total time.Duration
+	for _, p := range b.phaseOrder {
+		total += b.phases[p]
+		fmt.Fprintf(w, "  %-70s %8.1f s\n", p, b.phases[p].Seconds())
+	}
+	fmt.Fprintf(w, "  %-70s %8.1f s\n", "total", total.Seconds())
+	if len(b.fleetCPU) > 0 {
+		fmt.Fprintf(w, "\n  fleet run: %.1f s wall; CPU by process:\n", b.fleetWall.Seconds())
+		type kv struct {
+			k string
+			v time.Duration
+		}
+		var rows []kv
+		for k, v := range b.fleetCPU {
+			rows = append(rows, kv{k, v})
+		}
+		sort.Slice(rows, func(i, j int) bool { return rows[i].v > rows[j].v })
+		for _, r := range rows {
+			fmt.Fprintf(w, "    %-40s %7.1f s CPU (%.0f%% of one core)\n", r.k, r.v.Seconds(), 100*r.v.Seconds()/b.fleetWall.Seconds())
+		}
+	}
+	if b.profTop != "" {
+		fmt.Fprintf(w, "\n  CPU profile of this process during the fleet (%s):\n", b.cfg.cpuProfile)
+		lines := strings.Split(strings.TrimSpace(b.profTop), "\n")
+		for _, l := range lines {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+	}
+}
