@@ -275,6 +275,7 @@ func (e *Engine) fail(ctx context.Context, j *store.Job, reason string) error {
 	e.Metrics.Emit(metrics.RotationsFailed, 1, metrics.Count, map[string]string{"Group": j.Group})
 	if g, err := e.group(j.Group); err == nil {
 		e.cleanupNewKey(ctx, g, j)
+		e.cleanupPendingMaterial(ctx, g, j)
 	}
 	return nil
 }

@@ -54,6 +54,20 @@ func (e *Engine) verifySymmetric(ctx context.Context, g *groups.Group, j *store.
 			return failf("verification failed: CurrentKeyMaterialId is %q, want the new material %q (previous %q)", cur, j.KeyMaterialID, j.PreviousKeyMaterialID)
 		}
 	}
+	if j.Kind == store.KindReimport {
+		// Restoring an in-place key after the kill switch: the key stays
+		// PendingImport until every one of its materials is back, so the
+		// round trip can only run once the last re-import lands. KMS
+		// accepted EXISTING_KEY_MATERIAL under this KeyMaterialId, which it
+		// does only for the identical bytes.
+		waiting, err := e.keyAwaitsOtherMaterials(ctx, g, j)
+		if err != nil {
+			return err
+		}
+		if waiting {
+			return nil
+		}
+	}
 	probe := make([]byte, 32)
 	_, _ = rand.Read(probe)
 	ctxKV := map[string]string{"keyferry:verify": j.ID}
@@ -201,4 +215,27 @@ func (e *Engine) verifyAsymmetric(ctx context.Context, g *groups.Group, j *store
 		return failf("verification failed: KMS signature does not verify under the HSM public key")
 	}
 	return nil
+}
+
+// keyAwaitsOtherMaterials reports whether j's key is PendingImport only
+// because other generations on it are still KILLED (their re-imports have
+// not landed yet).
+func (e *Engine) keyAwaitsOtherMaterials(ctx context.Context, g *groups.Group, j *store.Job) (bool, error) {
+	d, err := e.describe(ctx, g, j.KeyARN)
+	if err != nil {
+		return false, err
+	}
+	if d.KeyState != types.KeyStatePendingImport {
+		return false, nil
+	}
+	gens, err := e.Store.Generations(ctx, g.Name)
+	if err != nil {
+		return false, err
+	}
+	for _, gen := range gens {
+		if gen.KeyARN == j.KeyARN && gen.Generation != j.Generation && gen.State == store.GenKilled {
+			return true, nil
+		}
+	}
+	return false, nil
 }
