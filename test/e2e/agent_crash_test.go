@@ -1,0 +1,86 @@
+package e2e
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/keyferry/keyferry/functions/store"
+)
+
+// TestAgentKilledMidRotation: the agent is frozen with a wrap_request in
+// its socket and then SIGKILLed, so the request is lost; while it is down
+// the alias stays on the old key and the new key has no material; after a
+// restart the sweeper re-asks and the job SUCCEEDS on the new connection.
+func TestAgentKilledMidRotation(t *testing.T) {
+	s, clk := useSandbox(t, kindMain)
+	dumpAgentLog(t, s)
+	ensureRotated(t, s)
+	// The REQUESTED deadline is the request's expiry plus the engine's skew;
+	// a short skew lets the sweeper's clock pass it without leaving the
+	// agent's 2 min tolerance.
+	eng := s.Deps.Engine
+	oldSkew := eng.Skew
+	eng.Skew = 5 * time.Second
+	t.Cleanup(func() { eng.Skew = oldSkew; clk.Set(0) })
+
+	const group = "archive-data"
+	g, _ := s.Groups.Group(group)
+	before := makeProof(t, s, g)
+
+	pid := s.AgentPID()
+	if pid == 0 {
+		t.Fatal("no agent running")
+	}
+	if err := syscall.Kill(-pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	r := schedule(t, s, group, "e2e-crash-"+time.Now().UTC().Format("150405.000"))
+	if r.State != store.StateRequested {
+		syscall.Kill(-pid, syscall.SIGCONT)
+		t.Fatalf("job %s is %s, want REQUESTED (wrap_request sent to the frozen agent)", r.JobID, r.State)
+	}
+	if err := s.KillAgent(); err != nil {
+		t.Fatal(err)
+	}
+	waitConnections(t, s, 0)
+
+	j, err := s.Deps.Store.GetJob(testCtx(t), r.JobID)
+	if err != nil || j.State != store.StateRequested || !j.NewKey {
+		t.Fatalf("job after the crash: %+v %v", j, err)
+	}
+	if st := describe(t, s, j.KeyARN).KeyState; st != kmstypes.KeyStatePendingImport {
+		t.Errorf("the job's new key is %s, want PendingImport", st)
+	}
+	if arn := aws.ToString(describe(t, s, g.Alias).Arn); arn != before.keyARN {
+		t.Errorf("alias moved to %s while the job had no material", arn)
+	}
+	aliasesResolveToUsableKeys(t, s)
+	// Before the deadline the sweeper leaves it alone.
+	if res := sweep(t, s); res.Retried != 0 || res.Failed != 0 {
+		t.Errorf("sweep before the deadline: %+v", res)
+	}
+
+	if err := s.StartAgent(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitConnections(t, s, 1)
+	clk.Set(requestTTL + eng.Skew + time.Second)
+	if res := sweep(t, s); res.Retried != 1 {
+		t.Errorf("sweep after the deadline: %+v, want 1 retried", res)
+	}
+	done := succeeded(t, s, r.JobID)
+	clk.Set(0)
+	if done.KeyARN != j.KeyARN || done.Attempts != 1 {
+		t.Errorf("job finished on %s after %d attempts, want %s after 1", done.KeyARN, done.Attempts, j.KeyARN)
+	}
+	if arn := aws.ToString(describe(t, s, g.Alias).Arn); arn != done.KeyARN {
+		t.Errorf("alias -> %s, want the job's key %s", arn, done.KeyARN)
+	}
+	before.mustCheck(t, s)
+	makeProof(t, s, g).mustCheck(t, s)
+	aliasesResolveToUsableKeys(t, s)
+}
