@@ -56,7 +56,7 @@ func WriteGroupsFile(dir string, policyJSON []byte, sets ...GroupSet) (string, e
 				g["rotation_cap"] = 10
 			}
 			if s.WrappingKeySpec != "" {
-				g["wrapping"] = map[string]any{"algorithm": "RSAES_OAEP_SHA_256", "key_spec": s.WrappingKeySpec}
+				g["wrapping"] = map[string]any{"algorithm": "RSAES_OAEP_SHA_1", "key_spec": s.WrappingKeySpec}
 			}
 			gs = append(gs, g)
 		}

@@ -276,6 +276,7 @@ func (b *runner) quotasOff(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	freshEnv()
 	sb, err := sandbox.Start(ctx, sandbox.Options{GroupsFile: gfile, Dir: filepath.Join(b.dir, "sandbox-off"), AgentBinary: b.agent,
 		WrappingKeyPool: b.cfg.wrapPool, JobTimeout: 5 * time.Minute, RequestTTL: 2 * time.Minute})
 	if err != nil {
@@ -364,6 +365,7 @@ func (b *runner) fleet(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	freshEnv()
 	sb, err := sandbox.Start(ctx, sandbox.Options{GroupsFile: gfile, Dir: filepath.Join(b.dir, "sandbox-fleet"), AgentBinary: b.agent,
 		QuotaScale: b.cfg.quotaScale, WrappingKeyPool: b.cfg.wrapPool, JobTimeout: 10 * time.Minute, RequestTTL: 5 * time.Minute})
 	if err != nil {
@@ -453,4 +455,11 @@ func (b *runner) whereTimeGoes(w io.Writer) {
 			fmt.Fprintf(w, "    %s\n", l)
 		}
 	}
+}
+
+// freshEnv drops what an earlier sandbox of this process exported: Start
+// takes AWS_ENDPOINT_URL_KMS as an external KMS endpoint, which would be
+// the previous (closed) emulator.
+func freshEnv() {
+	os.Unsetenv("AWS_ENDPOINT_URL_KMS")
 }
