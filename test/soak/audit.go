@@ -1,0 +1,220 @@
+package soak
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/keyferry/keyferry/functions/store"
+	"github.com/keyferry/keyferry/test/kmsemu"
+	"github.com/keyferry/keyferry/test/sandbox"
+)
+
+// audit runs after the faults stop: it lets the system settle (sweeper),
+// proves it still rotates every group, then checks every invariant.
+func (r *soakRun) audit(ctx context.Context) {
+	sb := r.sb
+	r.logf("audit: faults off; settling")
+	r.agentMu.Lock()
+	if sb.AgentPID() == 0 {
+		if err := sb.StartAgent(ctx); err != nil {
+			r.violate("agent start for audit: %v", err)
+		}
+	}
+	r.agentMu.Unlock()
+	if err := sb.WaitAgent(ctx, 30*time.Second); err != nil {
+		r.violate("agent not connected after the fault phase: %v", err)
+	}
+	r.settle(ctx)
+	// Liveness after the storm: every group rotates cleanly.
+	last, err := sb.RotateAll(ctx, "schedule", 60*time.Second)
+	if err != nil {
+		r.violate("clean rotation of every group after the faults: %v", err)
+	}
+	for _, j := range last {
+		if j != nil {
+			r.jobs[j.ID] = true
+		}
+	}
+	r.settle(ctx)
+	r.checkJobs(ctx)
+	r.checkKMS(ctx)
+	r.checkGenerations(ctx)
+	r.checkAuditChain(ctx)
+	r.checkPlaintext()
+	r.mu.Lock()
+	if r.drops > 0 && r.rep.Reconnects == 0 {
+		r.mu.Unlock()
+		r.violate("%d connection drops but no observed reconnect", r.drops)
+	} else {
+		r.mu.Unlock()
+	}
+}
+
+// settle sweeps (as the scheduled keepalive Lambda does) until no job is
+// live, or until every retry a job can get has had its deadline.
+func (r *soakRun) settle(ctx context.Context) {
+	e := r.sb.Deps.Engine
+	deadline := time.Now().Add(time.Duration(e.MaxAttempts+2) * (e.RequestTTL + e.Skew + e.JobTimeout))
+	for {
+		_, _ = r.sb.Deps.Keepalive(ctx, nil)
+		live := 0
+		for _, st := range store.LiveStates() {
+			js, err := r.sb.Deps.Store.JobsInState(ctx, st, time.Now().Add(365*24*time.Hour))
+			if err == nil {
+				live += len(js)
+			}
+		}
+		if live == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+var reasonNormaliser = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f-]{27,}|arn:aws:kms:[^ "]+|[0-9a-f]{16,}|\d+(\.\d+)?(ms|s)\b`)
+
+// checkJobs: every job terminal; FAILED ones carry a reason.
+func (r *soakRun) checkJobs(ctx context.Context) {
+	reasons := map[string]int{}
+	for id := range r.jobs {
+		j, err := r.sb.Deps.Store.GetJob(ctx, id)
+		if err != nil {
+			if strings.Contains(err.Error(), "not found") {
+				continue // a trigger refused before its job was recorded (e.g. a DynamoDB fault)
+			}
+			r.violate("job %s: read: %v", id, err)
+			continue
+		}
+		switch j.State {
+		case store.StateSucceeded:
+			r.rep.JobsSucceeded++
+		case store.StateSkipped:
+			r.rep.JobsSkipped++
+		case store.StateFailed:
+			r.rep.JobsFailed++
+			if strings.TrimSpace(j.Reason) == "" {
+				r.violate("job %s (%s) FAILED without a reason", j.ID, j.Group)
+			}
+			reasons[reasonNormaliser.ReplaceAllString(j.Reason, "…")]++
+		default:
+			r.violate("job %s (%s) not terminal after the final sweep: %s (deadline %s)", j.ID, j.Group, j.State, j.Deadline.Format(time.RFC3339))
+		}
+	}
+	// Jobs the soak did not start itself (keepalive re-imports) count too.
+	for _, st := range store.LiveStates() {
+		js, err := r.sb.Deps.Store.JobsInState(ctx, st, time.Now().Add(365*24*time.Hour))
+		if err != nil {
+			r.violate("list %s jobs: %v", st, err)
+		}
+		for _, j := range js {
+			if !r.jobs[j.ID] {
+				r.violate("job %s (%s, %s) not terminal after the final sweep: %s", j.ID, j.Group, j.Trigger, j.State)
+			}
+		}
+	}
+	r.rep.FailureReasons = reasons
+}
+
+// checkKMS: no alias on a key without material; no orphaned PendingImport key.
+func (r *soakRun) checkKMS(ctx context.Context) {
+	c := r.sb.KMS
+	p := kms.NewListAliasesPaginator(c, &kms.ListAliasesInput{})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			r.violate("ListAliases: %v", err)
+			return
+		}
+		for _, a := range page.Aliases {
+			if a.TargetKeyId == nil || strings.HasPrefix(aws.ToString(a.AliasName), "alias/aws/") {
+				continue
+			}
+			d, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: a.TargetKeyId})
+			if err != nil {
+				r.violate("alias %s: DescribeKey: %v", aws.ToString(a.AliasName), err)
+				continue
+			}
+			if st := d.KeyMetadata.KeyState; st == "PendingImport" || st == "PendingDeletion" || st == "PendingReplicaDeletion" {
+				r.violate("alias %s points at key %s in state %s (no usable material)", aws.ToString(a.AliasName), aws.ToString(d.KeyMetadata.KeyId), st)
+			}
+		}
+	}
+	kp := kms.NewListKeysPaginator(c, &kms.ListKeysInput{})
+	for kp.HasMorePages() {
+		page, err := kp.NextPage(ctx)
+		if err != nil {
+			r.violate("ListKeys: %v", err)
+			return
+		}
+		for _, k := range page.Keys {
+			r.rep.KeysChecked++
+			d, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: k.KeyId})
+			if err != nil {
+				r.violate("DescribeKey %s: %v", aws.ToString(k.KeyId), err)
+				continue
+			}
+			if d.KeyMetadata.KeyState != "PendingImport" {
+				continue
+			}
+			tags, err := c.ListResourceTags(ctx, &kms.ListResourceTagsInput{KeyId: k.KeyId})
+			if err != nil {
+				r.violate("ListResourceTags %s: %v", aws.ToString(k.KeyId), err)
+				continue
+			}
+			for _, t := range tags.Tags {
+				if k := aws.ToString(t.TagKey); k == "keyferry:group" || k == "keyferry:job" {
+					r.violate("orphaned PendingImport key %s (%s=%s) not scheduled for deletion", aws.ToString(d.KeyMetadata.KeyId), k, aws.ToString(t.TagValue))
+					break
+				}
+			}
+		}
+	}
+}
+
+// checkAuditChain runs `keyferry-agent audit verify -pubkey` on the agent's
+// audit log with the registered identity public key.
+func (r *soakRun) checkAuditChain(ctx context.Context) {
+	var pem string
+	for _, p := range r.sb.Groups.HSMPools {
+		for _, a := range p.Agents {
+			if a.ID == sandbox.AgentID {
+				pem = a.PublicKey
+			}
+		}
+	}
+	pubFile := filepath.Join(r.sb.Dir, "agent-identity.pem")
+	if err := os.WriteFile(pubFile, []byte(pem), 0o600); err != nil {
+		r.violate("audit chain: %v", err)
+		return
+	}
+	out, err := exec.CommandContext(ctx, r.sb.AgentBinary, "audit", "verify", "-pubkey", pubFile, filepath.Join(r.sb.Dir, "agent", "audit.jsonl")).CombinedOutput()
+	if err != nil {
+		r.violate("audit chain does not verify: %v: %s", err, strings.TrimSpace(string(out)))
+		return
+	}
+	m := regexp.MustCompile(`OK: (\d+) records`).FindSubmatch(out)
+	if m == nil {
+		r.violate("audit verify printed no record count: %s", out)
+		return
+	}
+	for _, c := range m[1] {
+		r.rep.AuditRecords = r.rep.AuditRecords*10 + int(c-'0')
+	}
+	r.logf("audit chain: %s", strings.TrimSpace(string(out)))
+}
+
+// materials returns the emulator's imported plaintexts (test-only accessor).
+func (r *soakRun) materials() []kmsemu.ImportedMaterial {
+	if r.sb.Emulator == nil {
+		return nil
+	}
+	return r.sb.Emulator.ImportedMaterials()
+}
