@@ -30,15 +30,15 @@ type cloudWatchAPI interface {
 var _ cloudWatchAPI = (*cloudwatch.Client)(nil)
 
 // AlarmPrefix starts every CloudWatch alarm name keyferry manages.
-const AlarmPrefix = "keyferry-"
+const AlarmPrefix = groups.AlarmPrefix
 
 // MaterialExpiryAlarm is the alarm name (within a group) of the alarm on
 // AWS/KMS SecondsUntilKeyMaterialExpiration of the group's current key.
-const MaterialExpiryAlarm = "material-expiry"
+const MaterialExpiryAlarm = groups.MaterialExpiryAlarm
 
 // AlarmName is the CloudWatch alarm name of alarm a of group g:
 // "keyferry-<group>-<alarm>". Rotate maps names back with AlarmOwner.
-func AlarmName(group, alarm string) string { return AlarmPrefix + group + "-" + alarm }
+func AlarmName(group, alarm string) string { return groups.AlarmName(group, alarm) }
 
 // Errors of alarm name mapping.
 var (

@@ -75,6 +75,17 @@ func alarmDefaults(a *Alarm, present map[string]bool) {
 	}
 }
 
+// AlarmPrefix starts the name of every CloudWatch alarm keyferry manages.
+const AlarmPrefix = "keyferry-"
+
+// MaterialExpiryAlarm is the reserved alarm name (within a group) of the
+// alarm on SecondsUntilKeyMaterialExpiration.
+const MaterialExpiryAlarm = "material-expiry"
+
+// AlarmName is the CloudWatch alarm name of a group's alarm. Validation
+// guarantees that no two (group, alarm) pairs of a file spell the same name.
+func AlarmName(group, alarm string) string { return AlarmPrefix + group + "-" + alarm }
+
 // checkAlarm validates one alarm of a group whose key info is info (nil if
 // the group's key spec is invalid). present lists the keys written for it.
 func checkAlarm(p *problems, path string, a *Alarm, info *keyspec.Info, usage keyspec.Usage, present map[string]bool) {
