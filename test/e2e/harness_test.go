@@ -76,6 +76,10 @@ func closeSandbox() {
 	if sbCur != nil {
 		sbCur.Close()
 		sbCur, sbKind, sbClock, sbRotated = nil, "", nil, false
+		// Start exported the closed sandbox's KMS endpoint, and reads
+		// $AWS_ENDPOINT_URL_KMS as an external endpoint: the next sandbox
+		// would dial the dead emulator.
+		os.Unsetenv("AWS_ENDPOINT_URL_KMS")
 	}
 }
 
