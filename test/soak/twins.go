@@ -20,9 +20,9 @@ import (
 	"github.com/keyferry/keyferry/shared/wrapping"
 )
 
-// openHSM opens the sandbox's SoftHSM token in this process, with the
+// OpenHSM opens the sandbox's SoftHSM token in this process, with the
 // settings of the agent's own config file.
-func openHSM(ctx context.Context, dir string) (*hsm.HSM, error) {
+func OpenHSM(ctx context.Context, dir string) (*hsm.HSM, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "agent", "agent.yaml"))
 	if err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func openHSM(ctx context.Context, dir string) (*hsm.HSM, error) {
 // same C_WrapKey path the agent uses), unwrapped here, and compared byte for
 // byte with the material the KMS emulator imported.
 func (r *soakRun) checkGenerations(ctx context.Context) {
-	h, err := openHSM(ctx, r.sb.Dir)
+	h, err := OpenHSM(ctx, r.sb.Dir)
 	if err != nil {
 		r.violate("open the HSM for the twin check: %v", err)
 		return
