@@ -85,6 +85,12 @@ func (e *Engine) HandleHello(ctx context.Context, connID string, env *protocol.E
 		return err
 	}
 	e.log().InfoContext(ctx, "agent hello", "agent", c.AgentID, "pool", c.Pool, "connection", connID, "version", h.Version, "capabilities", len(h.Capabilities), "pending", len(h.Pending))
+	if n, err := e.resumeForAgent(ctx, c, h.Pending); err != nil {
+		// The hello itself succeeded; jobs not resumed here are the sweeper's.
+		e.log().WarnContext(ctx, "resuming waiting jobs", "pool", c.Pool, "resumed", n, "error", err.Error())
+	} else if n > 0 {
+		e.log().InfoContext(ctx, "resumed jobs waiting for an agent", "pool", c.Pool, "resumed", n)
+	}
 	return nil
 }
 

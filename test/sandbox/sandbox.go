@@ -111,6 +111,8 @@ type Sandbox struct {
 	env       []string
 
 	metricsFile *os.File
+	// restore lists the process environment before Start ("K=V", or "K" if unset).
+	restore []string
 
 	mu    sync.Mutex
 	agent *exec.Cmd
@@ -165,7 +167,8 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		}
 	}()
 
-	// 1. The HSM: a fresh SoftHSM2 token.
+	// 1. The HSM: a fresh SoftHSM2 token (NewSoftHSMToken sets SOFTHSM2_CONF).
+	s.setenv("SOFTHSM2_CONF", os.Getenv("SOFTHSM2_CONF"))
 	hcfg, err := hsmtest.NewSoftHSMToken(filepath.Join(s.Dir, "hsm"))
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: SoftHSM token: %w", err)
@@ -228,7 +231,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if s.Groups, err = groups.Load(groupsFile); err != nil {
 		return nil, err
 	}
-	os.Setenv(awsconfig.EnvGroupsFile, groupsFile)
+	s.setenv(awsconfig.EnvGroupsFile, groupsFile)
 	if s.Deps, err = handlers.FromEnv(ctx); err != nil {
 		return nil, fmt.Errorf("sandbox: control plane: %w", err)
 	}
@@ -287,9 +290,19 @@ func (s *Sandbox) setCloudEnv() {
 		"KEYFERRY_SANDBOX_DIR":        s.Dir,
 	}
 	for k, v := range env {
-		os.Setenv(k, v)
+		s.setenv(k, v)
 		s.env = append(s.env, k+"="+v)
 	}
+}
+
+// setenv sets a process variable and remembers its old value for Close.
+func (s *Sandbox) setenv(k, v string) {
+	if old, ok := os.LookupEnv(k); ok {
+		s.restore = append(s.restore, k+"="+old)
+	} else {
+		s.restore = append(s.restore, k)
+	}
+	os.Setenv(k, v)
 }
 
 // Env lists the variables to export so the AWS CLI and keyferry CLI use this sandbox.
@@ -342,6 +355,16 @@ func (s *Sandbox) Close() error {
 	if s.metricsFile != nil {
 		s.metricsFile.Close()
 	}
+	// Give the process its environment back, so a later sandbox in the same
+	// process does not mistake this one's emulator URL for an external KMS.
+	for _, kv := range s.restore {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			os.Setenv(k, v)
+		} else {
+			os.Unsetenv(k)
+		}
+	}
+	s.restore = nil
 	if s.tempDir {
 		os.RemoveAll(s.Dir)
 	}
