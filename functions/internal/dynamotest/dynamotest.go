@@ -6,6 +6,7 @@ package dynamotest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/test/motoserver"
@@ -71,6 +73,13 @@ func Tables(t testing.TB) store.Tables {
 	ctx := context.Background()
 	for _, in := range store.TableSchemas(tables) {
 		if _, err := c.CreateTable(ctx, &in); err != nil {
+			// The prefix is unique to this call, so an existing table is
+			// ours: the SDK retried a create whose answer came late (a
+			// loaded CI machine), and moto had already made it.
+			var inUse *types.ResourceInUseException
+			if errors.As(err, &inUse) {
+				continue
+			}
 			t.Fatalf("dynamotest: create table %s: %v", aws.ToString(in.TableName), err)
 		}
 	}
