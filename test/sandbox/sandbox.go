@@ -22,6 +22,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/keyferry/keyferry/agent/hsm/hsmtest"
@@ -324,6 +325,12 @@ func (s *Sandbox) createTables(ctx context.Context) error {
 	ddb := dynamodb.NewFromConfig(aws.Config{Region: Region, Credentials: staticCreds(), BaseEndpoint: aws.String(s.Endpoints.DynamoDB)})
 	for _, in := range store.TableSchemas(store.TablesWithPrefix("keyferry-")) {
 		if _, err := ddb.CreateTable(ctx, &in); err != nil {
+			// A fresh moto_server has no tables: an existing one means the
+			// SDK retried a create moto had already applied.
+			var inUse *ddbtypes.ResourceInUseException
+			if errors.As(err, &inUse) {
+				continue
+			}
 			return fmt.Errorf("sandbox: create table %s: %w", *in.TableName, err)
 		}
 	}
