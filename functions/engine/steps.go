@@ -103,9 +103,17 @@ func (e *Engine) stepPlan(ctx context.Context, g *groups.Group, j *store.Job) er
 	}
 	newKey := true
 	j.Mode = ModeAliasSwap
-	j.Generation = 1
+	var after int64
 	if latest != nil {
-		j.Generation = latest.Generation + 1
+		after = latest.Generation
+	}
+	// Failed jobs consume their generation number: the agent pins the HSM
+	// label to the KMS key it was first wrapped for, so reusing the number
+	// on a new key would be refused forever (the group would be wedged).
+	if j.Generation, err = e.Store.ClaimGeneration(ctx, g.Name, after); err != nil {
+		return err
+	}
+	if latest != nil {
 		j.PreviousKeyARN = latest.KeyARN
 		switch g.Mode {
 		case groups.ModeInPlace:
