@@ -54,8 +54,10 @@ sandbox: deps ## run the whole system on this machine (pass flags with ARGS="--o
 	@[ -d test/cmd/sandbox ] || { echo "make sandbox: not yet built (test/cmd/sandbox is issue 'Sandbox')"; exit 2; }
 	$(GO) run ./test/cmd/sandbox $(ARGS)
 
-bench: deps ## Go benchmarks (HSM keygen+wrap, wrapping reference, ...)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
+bench: deps ## side-by-side figures (agent vs HSM, fleet vs quota, CLI vs keyferry, latency, RSS); BENCH_JSON=FILE writes them
+	@mkdir -p build
+	$(GO) test -run '^$$' -bench 'DirectWrap' -benchtime 50x ./test/bench
+	$(GO) run ./test/cmd/bench $${BENCH_JSON:+--json "$$BENCH_JSON"} --cpuprofile build/bench.cpu.pprof $(ARGS)
 
 soak: deps ## bounded fault-injection soak run
 	@[ -d test/cmd/soak ] || { echo "make soak: not yet built (issue 'Reliability and security suite')"; exit 2; }

@@ -26,6 +26,8 @@ type FleetResult struct {
 func Fleet(ctx context.Context, r Rotator, get JobGetter, groups []string, tag string, triggerWorkers int, poll, timeout time.Duration) FleetResult {
 	samples := make([]Sample, len(groups))
 	start := time.Now()
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	sem := make(chan struct{}, max(triggerWorkers, 1))
 	var wg sync.WaitGroup
 	for i, g := range groups {
@@ -34,7 +36,7 @@ func Fleet(ctx context.Context, r Rotator, get JobGetter, groups []string, tag s
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			s := Sample{Group: g}
-			res, err := r.Trigger(ctx, g, "schedule", tag+"-"+g)
+			res, err := r.Trigger(tctx, g, "schedule", tag+"-"+g)
 			switch {
 			case err != nil:
 				s.Err = fmt.Errorf("trigger %s: %w", g, err)
@@ -57,6 +59,9 @@ func Fleet(ctx context.Context, r Rotator, get JobGetter, groups []string, tag s
 			}
 			j, err := get(ctx, s.JobID)
 			if err != nil || !terminal(j.State) {
+				if j != nil {
+					s.Mode, s.Reason, s.pending = j.Mode, j.Reason, j.State
+				}
 				open++
 				continue
 			}
@@ -74,7 +79,7 @@ func Fleet(ctx context.Context, r Rotator, get JobGetter, groups []string, tag s
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			for i := range samples {
 				if samples[i].Err == nil && !terminal(samples[i].State) {
-					samples[i].Err = fmt.Errorf("job %s not terminal after %s", samples[i].JobID, timeout)
+					samples[i].Err = fmt.Errorf("job %s of %s still %s after %s (reason %q)", samples[i].JobID, samples[i].Group, samples[i].pending, timeout, samples[i].Reason)
 				}
 			}
 			break

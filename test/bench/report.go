@@ -20,11 +20,17 @@ type Figure struct {
 // Report is the ordered list of figures `make bench` prints and writes.
 type Report struct {
 	Figures []Figure
+	// Live, when set, gets each figure as it is added.
+	Live io.Writer
 }
 
 // Add appends a figure (rounded to 3 decimals).
 func (r *Report) Add(key string, v float64, unit, note string) {
-	r.Figures = append(r.Figures, Figure{Key: key, Value: math.Round(v*1000) / 1000, Unit: unit, Note: note})
+	f := Figure{Key: key, Value: math.Round(v*1000) / 1000, Unit: unit, Note: note}
+	r.Figures = append(r.Figures, f)
+	if r.Live != nil {
+		fmt.Fprintf(r.Live, "bench:   %s = %v %s\n", f.Key, f.Value, f.Unit)
+	}
 }
 
 // Get returns the value of key.

@@ -26,6 +26,8 @@ type Sample struct {
 	Reason  string
 	Latency time.Duration // trigger call -> the job's last update
 	Err     error
+
+	pending store.State // last non-terminal state seen (Fleet)
 }
 
 // Rotate fires one schedule trigger for every group with at most workers

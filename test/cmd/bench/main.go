@@ -55,9 +55,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.jsonPath, "json", os.Getenv("BENCH_JSON"), "write the figures as a flat JSON object to FILE (default $BENCH_JSON)")
-	fs.Float64Var(&c.quotaScale, "quota-scale", 20, "KMS emulator quota scale for the fleet run (AWS quotas x this)")
+	fs.Float64Var(&c.quotaScale, "quota-scale", 10, "KMS emulator quota scale for the fleet run (AWS quotas x this)")
 	fs.IntVar(&c.fleetKeys, "fleet-keys", 500, "keys (groups) rotated in the fleet run")
-	fs.IntVar(&c.wraps, "wraps", 300, "keygen+wrap operations per wrap benchmark (direct and agent)")
+	fs.IntVar(&c.wraps, "wraps", 150, "keygen+wrap operations per wrap benchmark (direct and agent)")
 	fs.IntVar(&c.sessions, "sessions", 2, "HSM sessions (agent pool_size and direct-loop goroutines)")
 	fs.IntVar(&c.rotations, "rotations", 200, "rotations per mode for the latency figures")
 	fs.IntVar(&c.latencyWorkers, "latency-workers", 4, "rotations in flight during the latency run")
@@ -71,6 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b := &runner{cfg: c, out: stdout, log: stderr, phases: map[string]time.Duration{}}
+	b.report.Live = stdout
 	err := b.all(ctx)
 	fmt.Fprintln(stdout)
 	b.report.Table(stdout)
@@ -396,7 +397,7 @@ func (b *runner) fleet(ctx context.Context) error {
 	}
 	cpu0 := bench.SnapshotCPU()
 	stats0 := sb.Emulator.Stats()
-	fr := bench.Fleet(ctx, sb, sb.Deps.Store.GetJob, groups, "fleet", 32, 250*time.Millisecond, 8*time.Minute)
+	fr := bench.Fleet(ctx, sb, sb.Deps.Store.GetJob, groups, "fleet", 32, 250*time.Millisecond, 4*time.Minute)
 	b.fleetCPU = bench.SnapshotCPU().Sub(cpu0)
 	b.fleetWall = fr.Elapsed
 	stats := sb.Emulator.Stats()
@@ -420,7 +421,13 @@ func (b *runner) fleet(ctx context.Context) error {
 		}
 	}
 	if o.Failed > 0 {
-		return fmt.Errorf("fleet: %d of %d jobs failed, first: %w", o.Failed, n, o.FirstErr)
+		var reasons []string
+		for _, s := range fr.Samples {
+			if s.Err != nil && len(reasons) < 5 {
+				reasons = append(reasons, s.Err.Error())
+			}
+		}
+		return fmt.Errorf("fleet: %d of %d jobs failed or did not finish:\n  %s", o.Failed, n, strings.Join(reasons, "\n  "))
 	}
 	return nil
 }
