@@ -190,7 +190,7 @@ func (a *AgentProcess) next(ctx context.Context, want protocol.Action, timeout t
 			case want:
 				return env, nil
 			case protocol.ActionError:
-				return nil, fmt.Errorf("bench: agent error while waiting for %s: %s", want, env.Payload)
+				return nil, &agentError{payload: string(env.Payload)}
 			}
 		case <-t.C:
 			return nil, fmt.Errorf("bench: no %s from the agent within %s", want, timeout)
@@ -234,14 +234,25 @@ func (a *AgentProcess) Wraps(ctx context.Context, wk *WrappingKey, prefix string
 			}
 		}
 	}()
-	verified := 0
+	verified, failed := 0, 0
+	var firstFailure string
 	for i := 1; i <= n; i++ {
 		env, err := a.next(ctx, protocol.ActionWrapResult, 120*time.Second)
+		var ae *agentError
+		if errors.As(err, &ae) {
+			// The agent answered this request with an error: count it, go on.
+			<-sem
+			failed++
+			if firstFailure == "" {
+				firstFailure = ae.payload
+			}
+			continue
+		}
 		if err != nil {
 			mu.Lock()
 			err = errors.Join(err, sendErr)
 			mu.Unlock()
-			return Rate{Ops: i - 1, Elapsed: time.Since(start), Verified: verified}, err
+			return Rate{Ops: i - 1 - failed, Failed: failed, Elapsed: time.Since(start), Verified: verified}, err
 		}
 		<-sem
 		res, err := protocol.OpenWrapResult(env, a.identity, time.Now(), time.Minute)
@@ -255,8 +266,17 @@ func (a *AgentProcess) Wraps(ctx context.Context, wk *WrappingKey, prefix string
 			verified++
 		}
 	}
-	return Rate{Ops: n, Elapsed: time.Since(start), Verified: verified}, nil
+	r := Rate{Ops: n - failed, Failed: failed, FirstFailure: firstFailure, Elapsed: time.Since(start), Verified: verified}
+	if failed > n/10 {
+		return r, fmt.Errorf("bench: %d of %d wraps failed, first: %s", failed, n, firstFailure)
+	}
+	return r, nil
 }
+
+// agentError is an error message the agent sent instead of a result.
+type agentError struct{ payload string }
+
+func (e *agentError) Error() string { return "bench: agent error: " + e.payload }
 
 func (a *AgentProcess) request(ctx context.Context, wk *WrappingKey, prefix string, i int) ([]byte, error) {
 	nonce, err := protocol.NewNonce()

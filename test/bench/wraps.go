@@ -71,6 +71,9 @@ type Rate struct {
 	Elapsed time.Duration `json:"elapsed"`
 	// Verified counts results unwrapped and checked by the benchmark.
 	Verified int `json:"verified"`
+	// Failed counts operations answered with an error (not in Ops).
+	Failed       int    `json:"failed"`
+	FirstFailure string `json:"first_failure,omitempty"`
 }
 
 // PerSecond is Ops / Elapsed.
