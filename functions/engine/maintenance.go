@@ -211,31 +211,10 @@ func (e *Engine) Restore(ctx context.Context, group, requestID string) ([]*store
 	if err != nil {
 		return nil, err
 	}
-	gens, err := e.Store.Generations(ctx, g.Name)
-	if err != nil {
-		return nil, err
-	}
 	if err := e.Store.SetKilled(ctx, g.Name, false); err != nil {
 		return nil, err
 	}
-	var out []*store.Job
-	var errs []error
-	for _, gen := range gens {
-		if gen.State != store.GenKilled {
-			continue
-		}
-		j, _, err := e.Start(ctx, TriggerRequest{
-			Group: g.Name, Kind: store.KindReimport, Trigger: "restore", Generation: gen.Generation,
-			TriggerID: fmt.Sprintf("restore/%s/%d/%s", g.Name, gen.Generation, requestID),
-		})
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if j != nil {
-			out = append(out, j)
-		}
-	}
-	return out, errors.Join(errs...)
+	return e.reimportWhere(ctx, g, "restore", "restore", requestID, func(s store.GenState) bool { return s == store.GenKilled })
 }
 
 // Reimport starts a re-import of every live generation (operator "sync
@@ -245,6 +224,13 @@ func (e *Engine) Reimport(ctx context.Context, group, requestID string) ([]*stor
 	if err != nil {
 		return nil, err
 	}
+	return e.reimportWhere(ctx, g, "operator", "sync-import", requestID, func(s store.GenState) bool { return s != store.GenKilled })
+}
+
+// reimportWhere starts one re-import job per generation whose state pick
+// accepts; the trigger id (idPrefix/group/generation/requestID) makes a
+// repeated operator request start nothing new.
+func (e *Engine) reimportWhere(ctx context.Context, g *groups.Group, trigger, idPrefix, requestID string, pick func(store.GenState) bool) ([]*store.Job, error) {
 	gens, err := e.Store.Generations(ctx, g.Name)
 	if err != nil {
 		return nil, err
@@ -252,12 +238,12 @@ func (e *Engine) Reimport(ctx context.Context, group, requestID string) ([]*stor
 	var out []*store.Job
 	var errs []error
 	for _, gen := range gens {
-		if gen.State == store.GenKilled {
+		if !pick(gen.State) {
 			continue
 		}
 		j, _, err := e.Start(ctx, TriggerRequest{
-			Group: g.Name, Kind: store.KindReimport, Trigger: "operator", Generation: gen.Generation,
-			TriggerID: fmt.Sprintf("sync-import/%s/%d/%s", g.Name, gen.Generation, requestID),
+			Group: g.Name, Kind: store.KindReimport, Trigger: trigger, Generation: gen.Generation,
+			TriggerID: fmt.Sprintf("%s/%s/%d/%s", idPrefix, g.Name, gen.Generation, requestID),
 		})
 		if err != nil {
 			errs = append(errs, err)
