@@ -100,7 +100,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	start := time.Now()
 	sb, err := sandbox.Start(ctx, sandbox.Options{
 		Dir: cfg.Dir, AgentBinary: cfg.AgentBinary,
-		JobTimeout: 12 * time.Second, RequestTTL: 8 * time.Second,
+		JobTimeout: 8 * time.Second, RequestTTL: 6 * time.Second,
 		Log:      slog.New(slog.NewJSONHandler(cpLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		KMSFault: inj.kms, GatewayFault: inj.gateway,
 	})
@@ -117,7 +117,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// The control plane's tolerance for agent clocks (default 2 min) also
 	// pads a REQUESTED job's deadline; a short one keeps the final sweep
 	// short. The +-5 min skew faults exceed it either way.
-	sb.Deps.Engine.Skew = 20 * time.Second
+	sb.Deps.Engine.Skew = 10 * time.Second
 	if sb.Deps.Engine.MaxAttempts == 0 {
 		sb.Deps.Engine.MaxAttempts = 3
 	}

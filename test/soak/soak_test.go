@@ -10,9 +10,6 @@ import (
 // TestSoakShort is the small soak that runs in `make test`: 40 s of
 // rotations under every fault kind, then the full invariant audit.
 func TestSoakShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("soak: -short")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, Config{Duration: 40 * time.Second, Seed: 10, Progress: testWriter{t}})
