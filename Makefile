@@ -47,8 +47,8 @@ fuzz-short:
 	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5x $$pkg >/tmp/keyferry-fuzz.log 2>&1 || { cat /tmp/keyferry-fuzz.log; exit 1; }; \
 	done
 
-fuzz: deps ## longer fuzzing of every decoder (FUZZTIME=2m by default)
-	$(MAKE) fuzz-short FUZZTIME=$${FUZZTIME:-2m}
+fuzz: deps ## longer fuzzing of every decoder: 15 targets x FUZZTIME (40s by default, about 12 min)
+	$(MAKE) fuzz-short FUZZTIME=$${FUZZTIME:-40s}
 
 sandbox: deps ## run the whole system on this machine (pass flags with ARGS="--once --json")
 	@[ -d test/cmd/sandbox ] || { echo "make sandbox: not yet built (test/cmd/sandbox is issue 'Sandbox')"; exit 2; }
