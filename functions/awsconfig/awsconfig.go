@@ -17,10 +17,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
 	"github.com/keyferry/keyferry/functions/store"
@@ -46,6 +48,10 @@ const (
 	// alarms the engine keeps on each group's current key (unset: the
 	// engine manages no alarms).
 	EnvRotateFunctionARN = "KEYFERRY_ROTATE_FUNCTION_ARN"
+	// EnvAssumeRoleARN, when set, is a role in the target account: the
+	// engine's KMS calls on the groups' keys use it (the control-plane
+	// signing key stays under the function's own role).
+	EnvAssumeRoleARN = "KEYFERRY_ASSUME_ROLE_ARN"
 )
 
 // Settings are the control plane's environment settings.
@@ -61,6 +67,8 @@ type Settings struct {
 	MaxAttempts   int
 	// RotateFunctionARN is the action of engine-managed alarms.
 	RotateFunctionARN string
+	// AssumeRoleARN is the target-account role for KMS key operations.
+	AssumeRoleARN string
 }
 
 // FromEnv reads Settings from getenv (os.Getenv in mains).
@@ -85,6 +93,7 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		SigningKeyID: or(EnvSigningKey, "alias/keyferry-control-plane"),
 
 		RotateFunctionARN: getenv(EnvRotateFunctionARN),
+		AssumeRoleARN:     getenv(EnvAssumeRoleARN),
 	}
 	dur := func(k string, def time.Duration) time.Duration {
 		v := getenv(k)
@@ -160,7 +169,11 @@ func NewRetryer() aws.Retryer {
 
 // Clients are the AWS clients of the control plane.
 type Clients struct {
-	KMS         *kms.Client
+	// KMS works on the groups' keys (under AssumeRoleARN when set).
+	KMS *kms.Client
+	// SignerKMS signs wrap_requests with the control-plane key, always
+	// under the function's own credentials.
+	SignerKMS   *kms.Client
 	DynamoDB    *dynamodb.Client
 	Connections *apigatewaymanagementapi.Client
 	CloudWatch  *cloudwatch.Client
@@ -173,7 +186,13 @@ func Load(ctx context.Context, s Settings) (*Clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("awsconfig: load default config: %w", err)
 	}
-	c := &Clients{KMS: kms.NewFromConfig(cfg), DynamoDB: dynamodb.NewFromConfig(cfg), CloudWatch: cloudwatch.NewFromConfig(cfg)}
+	c := &Clients{KMS: kms.NewFromConfig(cfg), SignerKMS: kms.NewFromConfig(cfg), DynamoDB: dynamodb.NewFromConfig(cfg), CloudWatch: cloudwatch.NewFromConfig(cfg)}
+	if s.AssumeRoleARN != "" {
+		target := cfg.Copy()
+		target.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), s.AssumeRoleARN,
+			func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = "keyferry-control-plane" }))
+		c.KMS = kms.NewFromConfig(target)
+	}
 	if s.WSEndpoint != "" {
 		c.Connections = apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
 			o.BaseEndpoint = aws.String(s.WSEndpoint)

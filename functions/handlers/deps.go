@@ -58,7 +58,7 @@ func FromEnv(ctx context.Context) (*Deps, error) {
 	}
 	st := store.New(clients.DynamoDB, s.Tables)
 	m := &metrics.Emitter{}
-	signer := kmssign.New(clients.KMS, s.SigningKeyID)
+	signer := kmssign.New(clients.SignerKMS, s.SigningKeyID)
 	eng := &engine.Engine{
 		Store: st, KMS: clients.KMS, Groups: cfg,
 		Signer: signer, SignerID: signer.KeyID(),

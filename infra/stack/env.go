@@ -30,7 +30,7 @@ func environment(cp *ControlPlane, t store.Tables, p *Props) map[string]*string 
 			*awscdk.Aws_ACCOUNT_ID() + ":function:keyferry-" + FnRotate),
 	}
 	if p.AssumeRoleArn != "" {
-		env["KEYFERRY_ASSUME_ROLE_ARN"] = jsii.String(p.AssumeRoleArn)
+		env[awsconfig.EnvAssumeRoleARN] = jsii.String(p.AssumeRoleArn)
 	}
 	return env
 }
