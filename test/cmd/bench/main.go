@@ -175,11 +175,7 @@ func (b *runner) wraps(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dr, err := bench.DirectWraps(ctx, h, wk, "direct", sessions, n, verifyEvery)
-	h.Close()
-	if err != nil {
-		return err
-	}
+	defer h.Close()
 
 	agentDir := filepath.Join(b.dir, "hsm-agent")
 	tok, err := hsmtest.NewSoftHSMToken(agentDir)
@@ -200,17 +196,37 @@ func (b *runner) wraps(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cpu0, _ := bench.CPUTime(ap.PID())
-	ar, err := ap.Wraps(ctx, wk, "bench", n, 4*sessions, verifyEvery)
-	if err != nil {
-		return err
+	// Side by side: direct and agent alternate in rounds, so load from
+	// anything else on the machine falls on both alike.
+	const rounds = 3
+	var dr, ar bench.Rate
+	var agentCPU time.Duration
+	for round := range rounds {
+		k := n / rounds
+		r, err := bench.DirectWraps(ctx, h, wk, fmt.Sprintf("direct%d", round), sessions, k, verifyEvery)
+		if err != nil {
+			return err
+		}
+		dr.Ops, dr.Elapsed, dr.Verified = dr.Ops+r.Ops, dr.Elapsed+r.Elapsed, dr.Verified+r.Verified
+		cpu0, _ := bench.CPUTime(ap.PID())
+		r, err = ap.Wraps(ctx, wk, fmt.Sprintf("bench%d", round), k, 4*sessions, verifyEvery)
+		if err != nil {
+			return err
+		}
+		cpu1, _ := bench.CPUTime(ap.PID())
+		agentCPU += cpu1 - cpu0
+		ar.Ops, ar.Elapsed, ar.Verified, ar.Failed = ar.Ops+r.Ops, ar.Elapsed+r.Elapsed, ar.Verified+r.Verified, ar.Failed+r.Failed
+		if ar.FirstFailure == "" {
+			ar.FirstFailure = r.FirstFailure
+		}
 	}
-	cpu1, _ := bench.CPUTime(ap.PID())
+	n = dr.Ops
+	cpu0, cpu1 := time.Duration(0), agentCPU
 	load, err := bench.ReadMemory(ap.PID())
 	if err != nil {
 		return err
 	}
-	note := fmt.Sprintf("%d x AES-256 keygen + RSAES_OAEP_SHA_1 wrap (RSA_4096), %d sessions", n, sessions)
+	note := fmt.Sprintf("%d x AES-256 keygen + RSAES_OAEP_SHA_1 wrap (RSA_4096), %d sessions, alternating with the agent in 3 rounds", n, sessions)
 	b.report.Add("direct_wraps_per_s", dr.PerSecond(), "1/s", "bare agent/hsm loop, "+note)
 	b.report.Add("agent_wraps_per_s", ar.PerSecond(), "1/s", "keyferry-agent process, signed requests/results over loopback websocket, policy, signed audit")
 	b.report.Add("agent_wrap_errors", float64(ar.Failed), "", "requests the agent answered with an error (first: "+truncate(ar.FirstFailure, 160)+")")
@@ -328,6 +344,13 @@ func (b *runner) quotasOff(ctx context.Context) error {
 	if o := bench.Summarize(setup); o.Failed > 0 {
 		return errors.Join(append(errs, fmt.Errorf("latency setup: %d failed, first: %w", o.Failed, o.FirstErr))...)
 	}
+	var every []time.Duration
+	defer func() {
+		if len(every) > 0 {
+			b.report.Add("rotation_p50_ms", bench.Millis(bench.Percentile(every, 50)), "ms", "both modes together")
+			b.report.Add("rotation_p99_ms", bench.Millis(bench.Percentile(every, 99)), "ms", "both modes together")
+		}
+	}()
 	for _, m := range []struct {
 		name, key string
 		groups    []string
@@ -341,6 +364,7 @@ func (b *runner) quotasOff(ctx context.Context) error {
 			all = append(all, bench.Rotate(ctx, sb, gs, fmt.Sprintf("lat%d", round), b.cfg.latencyWorkers, 3*time.Minute)...)
 		}
 		o := bench.Summarize(all)
+		every = append(every, o.Latencies...)
 		if o.Failed > 0 {
 			errs = append(errs, fmt.Errorf("%s latency: %d of %d failed, first: %w", m.name, o.Failed, len(all), o.FirstErr))
 		}
