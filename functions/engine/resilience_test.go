@@ -164,8 +164,17 @@ func TestGoneConnectionTriesAnother(t *testing.T) {
 	if j.ConnectionID != "conn-2" {
 		t.Fatalf("answered on %s, want conn-2", j.ConnectionID)
 	}
-	if _, err := h.st.GetConnection(h.ctx, "conn-1"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("gone connection kept: %v", err)
+	// Marked, not forgotten: a spurious Gone must not make the control plane
+	// lose a live agent ($disconnect deletes dead ones; a heartbeat clears
+	// the mark). Marked connections get no further requests.
+	c, err := h.st.GetConnection(h.ctx, "conn-1")
+	if err != nil || c.GoneAt.IsZero() {
+		t.Fatalf("gone connection: %+v, %v; want it kept and marked", c, err)
+	}
+	h.loop.SetGone("conn-2")
+	j2, _, err := h.eng.Start(h.ctx, engine.TriggerRequest{Group: g, Trigger: "schedule", TriggerID: "t2"})
+	if !errors.Is(err, engine.ErrNoAgent) || j2 == nil || j2.State.Terminal() || j2.ConnectionID == "conn-1" {
+		t.Fatalf("second rotation: %+v, %v; want it waiting (no live agent), never sent to the marked conn-1", j2, err)
 	}
 }
 

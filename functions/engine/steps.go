@@ -191,7 +191,7 @@ func (e *Engine) liveAgents(ctx context.Context, g *groups.Group) ([]*store.Conn
 	}
 	var out []*store.Connection
 	for _, c := range all {
-		if c.Hello && e.registered(g.HSMPool, c.AgentID) != nil {
+		if c.Hello && c.GoneAt.IsZero() && e.registered(g.HSMPool, c.AgentID) != nil {
 			out = append(out, c)
 		}
 	}
@@ -339,7 +339,11 @@ func (e *Engine) stepRequest(ctx context.Context, g *groups.Group, j *store.Job)
 		var gone *apigwtypes.GoneException
 		if errors.As(err, &gone) {
 			e.log().WarnContext(ctx, "agent connection gone, trying another", "job", j.ID, "connection", c.ID, "agent", c.AgentID)
-			_ = e.Store.DeleteConnection(ctx, c.ID)
+			// Mark, do not delete: $disconnect removes a dead connection;
+			// a live one whose post failed clears the mark with its next
+			// heartbeat instead of being forgotten while still connected.
+			c.GoneAt = e.now()
+			_ = e.Store.PutConnection(ctx, c)
 			continue
 		}
 		if err != nil {

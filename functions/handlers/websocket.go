@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -148,5 +149,6 @@ func (d *Deps) heartbeat(ctx context.Context, connID string, env *protocol.Envel
 		return errors.Join(engine.ErrRejected, errors.New("heartbeat names agent "+hb.AgentID+", connection is "+c.AgentID))
 	}
 	c.LastSeen = d.now()
+	c.GoneAt = time.Time{} // it just spoke: it is live whatever a post said
 	return d.Store.PutConnection(ctx, c)
 }

@@ -27,6 +27,11 @@ type Connection struct {
 	Capabilities []Capability `json:"capabilities,omitempty"`
 	ConnectedAt  time.Time    `json:"connected_at"`
 	LastSeen     time.Time    `json:"last_seen"`
+	// GoneAt is when a PostToConnection to it answered GoneException. The
+	// connection gets no requests while set; a later message from it (API
+	// Gateway only delivers from live connections) clears it, $disconnect
+	// deletes the record.
+	GoneAt time.Time `json:"gone_at,omitzero"`
 }
 
 // PutConnection records (or replaces) a connection.

@@ -29,7 +29,9 @@ func (r *soakRun) audit(ctx context.Context) {
 		}
 	}
 	r.agentMu.Unlock()
-	if err := sb.WaitAgent(ctx, 30*time.Second); err != nil {
+	// A restarted agent re-probes the HSM (RSA key generation in SoftHSM)
+	// before it dials: on a loaded 2-core CI machine that takes a while.
+	if err := sb.WaitAgent(ctx, 90*time.Second); err != nil {
 		r.violate("agent not connected after the fault phase: %v", err)
 	}
 	r.settle(ctx)

@@ -3,6 +3,9 @@ package soak
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -12,10 +15,24 @@ import (
 func TestSoakShort(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	rep, err := Run(ctx, Config{Duration: 40 * time.Second, Seed: 10, Progress: testWriter{t}})
+	dir, err := os.MkdirTemp("", "keyferry-soak-test-")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer os.RemoveAll(dir)
+	rep, err := Run(ctx, Config{Duration: 40 * time.Second, Seed: 10, Progress: testWriter{t}, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			// The agent's own log is the first thing to read after a violation.
+			if b, err := os.ReadFile(filepath.Join(dir, "agent.log")); err == nil {
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				t.Logf("agent.log (last %d lines):\n%s", min(60, len(lines)), strings.Join(lines[max(0, len(lines)-60):], "\n"))
+			}
+		}
+	}()
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	t.Logf("soak report:\n%s", b)
 	if len(rep.InvariantViolations) > 0 {
