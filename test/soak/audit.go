@@ -74,10 +74,42 @@ func (r *soakRun) settle(ctx context.Context) {
 				live += len(js)
 			}
 		}
-		if live == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+		if live == 0 || ctx.Err() != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.waitOutDeadlines(ctx)
 			return
 		}
 		time.Sleep(time.Second)
+	}
+}
+
+// waitOutDeadlines finishes jobs whose deadlines lie ahead of the real
+// clock: a clock-skew fault (+5 min) dates a job's deadline five minutes
+// into the future, longer than the settle window. Rather than sleep, the
+// control plane's clock is moved past each deadline in turn and the
+// sweeper runs, exactly as the scheduled sweeper would later: a job gets
+// its retries, then FAILS with "deadline exceeded" (a reason) if the agent
+// refuses requests dated in its future. The clock goes back afterwards.
+func (r *soakRun) waitOutDeadlines(ctx context.Context) {
+	defer r.skew.Store(0)
+	e := r.sb.Deps.Engine
+	step := e.RequestTTL + e.Skew + e.JobTimeout + 6*time.Minute
+	for i := 1; i <= e.MaxAttempts+2 && ctx.Err() == nil; i++ {
+		r.skew.Store(int64(time.Duration(i) * step))
+		_, _ = r.sb.Deps.Keepalive(ctx, nil)
+		live := 0
+		for _, st := range store.LiveStates() {
+			js, err := r.sb.Deps.Store.JobsInState(ctx, st, time.Now().Add(365*24*time.Hour))
+			if err == nil {
+				live += len(js)
+			}
+		}
+		r.logf("audit: control-plane clock +%s, sweep: %d jobs still live", time.Duration(i)*step, live)
+		if live == 0 {
+			return
+		}
 	}
 }
 
