@@ -14,7 +14,7 @@ FUNCTIONS := $(notdir $(patsubst %/,%,$(wildcard functions/cmd/*/)))
 APT_PACKAGES := softhsm2 opensc opencryptoki openssl
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help deps test test-go fuzz-short fuzz sandbox bench synth build build-agent build-lambdas fmt vet soak
+.PHONY: help deps test test-go fuzz-short fuzz sandbox bench synth build build-agent build-lambdas fmt vet soak soak-short
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ bench: deps ## side-by-side figures (agent vs HSM, fleet vs quota, CLI vs keyfer
 soak: deps ## bounded fault-injection soak run
 	@[ -d test/cmd/soak ] || { echo "make soak: not yet built (issue 'Reliability and security suite')"; exit 2; }
 	$(GO) run ./test/cmd/soak $(ARGS)
+
+soak-short: deps ## the 40 s soak as a Go test (go test -tags soak ./test/soak)
+	$(GO) test -tags soak -count=1 -timeout 10m ./test/soak
 
 synth: deps build-lambdas ## cdk synth (no network) into cdk.out
 	@[ -d infra ] && ls infra/*.go >/dev/null 2>&1 || { echo "make synth: not yet built (infra/ is issue 'Infrastructure as code')"; exit 2; }

@@ -204,5 +204,13 @@ func (e *Engine) HandleAgentError(ctx context.Context, connID string, env *proto
 	if j.State != store.StateRequested || j.RequestID != m.RequestID || j.AgentID != c.AgentID {
 		return reject("error for job %s request %s does not match its pending request", j.ID, m.RequestID)
 	}
+	if m.Code == protocol.CodeReplayed {
+		// A duplicated delivery (API Gateway delivers at least once): the
+		// agent refused the copy because it already accepted the original,
+		// whose result is on its way. The job keeps waiting; the sweeper
+		// re-asks if no result comes.
+		e.log().InfoContext(ctx, "agent refused a duplicate delivery; waiting for the original's result", "job", j.ID, "request", m.RequestID)
+		return nil
+	}
 	return e.fail(ctx, j, fmt.Sprintf("agent %s refused request %s: %s: %s", c.AgentID, m.RequestID, m.Code, m.Message))
 }

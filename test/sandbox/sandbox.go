@@ -181,7 +181,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	s.Endpoints.DynamoDB = s.moto.URL()
 	// 3. KMS.
 	if s.KMSEndpoint == "" {
-		s.Emulator = kmsemu.New(kmsemu.Options{Region: Region, Account: Account, QuotaScale: s.QuotaScale, RotationDelay: 500 * time.Millisecond, Fault: s.KMSFault, WrappingKeyPool: s.WrappingKeyPool})
+		s.Emulator = kmsemu.New(kmsemu.Options{Region: Region, Account: Account, QuotaScale: s.QuotaScale, RotationCap: 100, RotationDelay: 500 * time.Millisecond, Fault: s.KMSFault, WrappingKeyPool: s.WrappingKeyPool})
 		if err := s.Emulator.Start("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("sandbox: KMS emulator: %w", err)
 		}
