@@ -7,13 +7,14 @@ import (
 	"crypto/rsa"
 	"crypto/subtle"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"fmt"
 	"math/big"
 
 	"github.com/keyferry/keyferry/shared/secp256k1"
+
+	"github.com/keyferry/keyferry/shared/pkcs8"
 )
 
 // ErrIncorrectMaterial is wrapped by every *MaterialError: the bytes are not
@@ -82,24 +83,11 @@ var (
 	}
 )
 
-// privateKeyInfo is PKCS#8 PrivateKeyInfo (RFC 5208), read loosely enough to
-// also accept RFC 5958 OneAsymmetricKey (version 1, [1] publicKey).
-type privateKeyInfo struct {
-	Version    int
-	Algorithm  pkix.AlgorithmIdentifier
-	PrivateKey []byte
-	Attributes asn1.RawValue  `asn1:"optional,tag:0"`
-	PublicKey  asn1.BitString `asn1:"optional,tag:1"`
-}
-
-// ecPrivateKey is RFC 5915 ECPrivateKey. SoftHSM's C_WrapKey of an EC key
-// omits the optional publicKey; openssl keeps it.
-type ecPrivateKey struct {
-	Version    int
-	PrivateKey []byte
-	Parameters asn1.ObjectIdentifier `asn1:"optional,explicit,tag:0"`
-	PublicKey  asn1.BitString        `asn1:"optional,explicit,tag:1"`
-}
+// privateKeyInfo and ecPrivateKey are the shared ASN.1 shapes (shared/pkcs8).
+type (
+	privateKeyInfo = pkcs8.PrivateKeyInfo
+	ecPrivateKey   = pkcs8.ECPrivateKey
+)
 
 // ParseMaterial checks that material is exactly what KMS ImportKeyMaterial
 // accepts for spec, once unwrapped: raw bytes of an allowed length for

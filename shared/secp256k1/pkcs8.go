@@ -1,32 +1,21 @@
 package secp256k1
 
 import (
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
 	"math/big"
+
+	"github.com/keyferry/keyferry/shared/pkcs8"
 )
 
-// privateKeyInfo is PKCS#8 PrivateKeyInfo (RFC 5208), also read as the
-// RFC 5958 OneAsymmetricKey (version 1, optional [1] publicKey).
-type privateKeyInfo struct {
-	Version    int
-	Algorithm  pkix.AlgorithmIdentifier
-	PrivateKey []byte
-	Attributes asn1.RawValue  `asn1:"optional,tag:0"`
-	PublicKey  asn1.BitString `asn1:"optional,tag:1"`
-}
-
-// ecPrivateKey is SEC 1 / RFC 5915 ECPrivateKey.
-type ecPrivateKey struct {
-	Version    int
-	PrivateKey []byte
-	Parameters asn1.ObjectIdentifier `asn1:"optional,explicit,tag:0"`
-	PublicKey  asn1.BitString        `asn1:"optional,explicit,tag:1"`
-}
+// privateKeyInfo and ecPrivateKey are the shared ASN.1 shapes (shared/pkcs8).
+type (
+	privateKeyInfo = pkcs8.PrivateKeyInfo
+	ecPrivateKey   = pkcs8.ECPrivateKey
+)
 
 // ecPrivateKeyVersion is the only ECPrivateKey version (ecPrivkeyVer1).
-const ecPrivateKeyVersion = 1
+const ecPrivateKeyVersion = pkcs8.ECPrivateKeyVersion
 
 // MarshalPKCS8PrivateKey encodes priv as DER PKCS#8 PrivateKeyInfo with the
 // algorithm id-ecPublicKey / secp256k1 and an RFC 5915 ECPrivateKey holding
