@@ -12,9 +12,8 @@ import (
 	"fmt"
 	"math/big"
 
-	"github.com/keyferry/keyferry/shared/secp256k1"
-
 	"github.com/keyferry/keyferry/shared/pkcs8"
+	"github.com/keyferry/keyferry/shared/secp256k1"
 )
 
 // ErrIncorrectMaterial is wrapped by every *MaterialError: the bytes are not
