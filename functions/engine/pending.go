@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -16,7 +17,9 @@ import (
 // material per key) and stay associated with it. Only the job's own
 // material is deleted (DeleteImportedKeyMaterial with its KeyMaterialId),
 // and only while it is still pending: current or older materials are never
-// touched.
+// touched. When this cleanup cannot run (the import's answer was lost, so
+// the id is unknown) or fails, the next in-place job of the group removes
+// the leftover before its own import (removeForeignPending).
 func (e *Engine) cleanupPendingMaterial(ctx context.Context, g *groups.Group, j *store.Job) {
 	if j.NewKey || j.Kind != store.KindRotate || j.Mode != ModeInPlace || j.KeyARN == "" || j.KeyMaterialID == "" {
 		return
@@ -34,4 +37,30 @@ func (e *Engine) cleanupPendingMaterial(ctx context.Context, g *groups.Group, j 
 		return
 	}
 	e.log().InfoContext(ctx, "deleted failed job's pending material", "job", j.ID, "key", j.KeyARN, "key_material_id", pending)
+}
+
+// removeForeignPending deletes a PENDING_ROTATION material found on the key
+// before this job's first in-place import. It cannot be this job's (the
+// job has not imported yet) and no other job of the group is live (group
+// lock), so it is the leftover of a failed job whose own cleanup did not
+// run or failed. Adopting it instead (KMS answers the import with
+// ConflictException) would rotate the key onto another generation's HSM
+// key while recording this one's: KMS would no longer match the HSM twin.
+func (e *Engine) removeForeignPending(ctx context.Context, g *groups.Group, j *store.Job) error {
+	pending, err := e.pendingMaterial(ctx, g, j.KeyARN)
+	if err != nil {
+		return fmt.Errorf("kms ListKeyRotations %s: %w", j.KeyARN, err)
+	}
+	if pending == "" {
+		return nil
+	}
+	err = e.call(ctx, g, "DeleteImportedKeyMaterial", func(ctx context.Context) error {
+		_, err := e.KMS.DeleteImportedKeyMaterial(ctx, &kms.DeleteImportedKeyMaterialInput{KeyId: aws.String(j.KeyARN), KeyMaterialId: aws.String(pending)})
+		return err
+	})
+	if err != nil && apiCode(err) != "NotFoundException" {
+		return fmt.Errorf("kms DeleteImportedKeyMaterial %s/%s (left by an earlier job): %w", j.KeyARN, pending, err)
+	}
+	e.log().WarnContext(ctx, "deleted pending material left by an earlier job", "job", j.ID, "key", j.KeyARN, "key_material_id", pending)
+	return nil
 }

@@ -406,6 +406,15 @@ func (e *Engine) stepImport(ctx context.Context, g *groups.Group, j *store.Job) 
 			in.ImportType = types.ImportTypeNewKeyMaterial
 		}
 	}
+	if in.ImportType == types.ImportTypeNewKeyMaterial && !j.ImportSent {
+		if err := e.removeForeignPending(ctx, g, j); err != nil {
+			return err
+		}
+		j.ImportSent = true
+		if err := e.Store.Save(ctx, j); err != nil {
+			return err
+		}
+	}
 	var out *kms.ImportKeyMaterialOutput
 	err := e.call(ctx, g, "ImportKeyMaterial", func(ctx context.Context) (err error) {
 		out, err = e.KMS.ImportKeyMaterial(ctx, in)
@@ -415,11 +424,19 @@ func (e *Engine) stepImport(ctx context.Context, g *groups.Group, j *store.Job) 
 	case err == nil:
 	case code == "ExpiredImportTokenException" || code == "InvalidImportTokenException":
 		return e.advance(ctx, j, store.StateKeyReady, code+": fetch new parameters and ask again")
-	case code == "ConflictException" && in.ImportType == types.ImportTypeNewKeyMaterial:
-		// Resumed after a crash that followed the import: find our pending material.
+	case (code == "ConflictException" || code == "IncorrectKeyMaterialException") && in.ImportType == types.ImportTypeNewKeyMaterial:
+		// A retry (the SDK's own after a lost answer, or a resumed job)
+		// of an import that took effect: KMS answers ConflictException (a
+		// material is pending) or IncorrectKeyMaterialException (these
+		// bytes are already associated). The pending material is ours:
+		// any other job's was removed before ImportSent and the group lock
+		// keeps other jobs out.
 		id, perr := e.pendingMaterial(ctx, g, j.KeyARN)
-		if perr != nil || id == "" {
-			return failf("kms ImportKeyMaterial: %v", err)
+		if perr != nil {
+			return fmt.Errorf("kms ListKeyRotations %s: %w", j.KeyARN, perr)
+		}
+		if id == "" {
+			return failf("kms ImportKeyMaterial refused the material: %v", err)
 		}
 		j.KeyMaterialID = id
 		return e.advance(ctx, j, store.StateImported, "material already pending rotation")

@@ -74,11 +74,17 @@ type Job struct {
 	NewKey bool   `json:"new_key,omitempty"`
 	// CreateKeyAttempted is set before CreateKey, so a resumed job looks for
 	// the key it may have created (tag keyferry:job) before making another.
-	CreateKeyAttempted bool   `json:"create_key_attempted,omitempty"`
-	KeyARN             string `json:"key_arn,omitempty"`
-	PreviousKeyARN     string `json:"previous_key_arn,omitempty"`
-	Generation         int64  `json:"generation,omitempty"`
-	HSMLabel           string `json:"hsm_label,omitempty"`
+	CreateKeyAttempted bool `json:"create_key_attempted,omitempty"`
+	// ImportSent is set (and saved) before the first in-place
+	// NEW_KEY_MATERIAL import, after any PENDING_ROTATION material left by
+	// an earlier job was removed: from then on the key's pending material
+	// can only be this job's own, so a ConflictException on a retried
+	// import (the first one took effect, its answer was lost) names it.
+	ImportSent     bool   `json:"import_sent,omitempty"`
+	KeyARN         string `json:"key_arn,omitempty"`
+	PreviousKeyARN string `json:"previous_key_arn,omitempty"`
+	Generation     int64  `json:"generation,omitempty"`
+	HSMLabel       string `json:"hsm_label,omitempty"`
 	// ReimportGeneration names the generation a reimport job re-arms.
 	ReimportGeneration int64 `json:"reimport_generation,omitempty"`
 
