@@ -68,9 +68,19 @@ func (e *Engine) eachPendingImportKey(ctx context.Context, g *groups.Group, f fu
 	}
 }
 
-// SweepOrphanKeys schedules deletion of keys a job created but does not
-// own (a lost CreateKey response retried, a job record that vanished),
-// once they are older than the job timeout and still in PendingImport.
+// SweepOrphanKeys schedules deletion of PendingImport keys a job created
+// but does not own: a lost CreateKey response retried (by the SDK or a
+// resumed job), a job that failed before it learnt its key's ARN, a job
+// record that vanished. The creating job (tag keyferry:job) decides:
+//   - the job's own key (its KeyARN): never touched here (live, killed,
+//     or handled by the failed-job cleanup);
+//   - the job is live and has no key yet: it may still adopt this one
+//     (jobKey), so it is left alone;
+//   - the job ended, or holds another key: orphan, at once (no clock
+//     comparison: KMS's CreationDate and the control plane's clock need
+//     not agree);
+//   - no job record: orphan once older than the job timeout (a job
+//     record is written before its CreateKey, so this is a vanished job).
 func (e *Engine) SweepOrphanKeys(ctx context.Context) (int, error) {
 	if e.Groups == nil || len(e.Groups.Groups) == 0 {
 		return 0, nil
@@ -79,17 +89,19 @@ func (e *Engine) SweepOrphanKeys(ctx context.Context) (int, error) {
 	cutoff := e.now().Add(-e.jobTimeout())
 	n := 0
 	err := e.eachPendingImportKey(ctx, g, func(md *types.KeyMetadata, jobID string) error {
-		if md.CreationDate != nil && md.CreationDate.After(cutoff) {
-			return nil
-		}
 		arn := aws.ToString(md.Arn)
 		j, err := e.Store.GetJob(ctx, jobID)
-		if err == nil && j.KeyARN == arn {
-			// The job's own key: live, or killed (PendingImport by the kill
-			// switch), or handled by the failed-job cleanup. Never an orphan.
+		switch {
+		case err == nil && j.KeyARN == arn:
 			return nil
-		}
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		case err == nil && j.KeyARN == "" && !j.State.Terminal():
+			return nil
+		case err == nil:
+		case errors.Is(err, store.ErrNotFound):
+			if md.CreationDate != nil && md.CreationDate.After(cutoff) {
+				return nil
+			}
+		default:
 			return err
 		}
 		err = e.call(ctx, g, "ScheduleKeyDeletion", func(ctx context.Context) error {
