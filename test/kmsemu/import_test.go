@@ -286,3 +286,33 @@ func TestMaterialExpiryPutsKeyInPendingImport(t *testing.T) {
 		t.Errorf("expired key still reports ValidTo %v / %s", md.ValidTo, md.ExpirationModel)
 	}
 }
+
+// TestExpireImportTokensExpiresIssuedTokensOnly: the test hook expires the
+// tokens issued so far (ExpiredImportTokenException), leaves the clock
+// where it was, and tokens issued afterwards work.
+func TestExpireImportTokensExpiresIssuedTokensOnly(t *testing.T) {
+	srv := startServer(t, Options{})
+	c := newClient(srv.URL())
+	ctx := context.Background()
+	spec := keyspec.SymmetricDefault
+	key := createExternal(t, c, spec, keyspec.EncryptDecrypt)
+	mat := newMaterial(t, spec)
+	w := wrapFor(t, c, key, spec, keyspec.RSAESOAEPSHA256, keyspec.WrapRSA2048, mat)
+	before := srv.Now()
+	if n := srv.ExpireImportTokens(); n != 1 {
+		t.Fatalf("ExpireImportTokens expired %d tokens, want 1", n)
+	}
+	if d := srv.Now().Sub(before); d < 0 || d > time.Minute {
+		t.Fatalf("the clock moved by %v", d)
+	}
+	_, err := c.ImportKeyMaterial(ctx, &kms.ImportKeyMaterialInput{KeyId: &key, ImportToken: w.token, EncryptedKeyMaterial: w.blob,
+		ExpirationModel: types.ExpirationModelTypeKeyMaterialDoesNotExpire})
+	wantCode(t, err, errExpiredToken)
+	if d := describe(t, c, key); d.KeyState != types.KeyStatePendingImport {
+		t.Fatalf("key is %s after a refused import", d.KeyState)
+	}
+	w = wrapFor(t, c, key, spec, keyspec.RSAESOAEPSHA256, keyspec.WrapRSA2048, mat)
+	_, err = c.ImportKeyMaterial(ctx, &kms.ImportKeyMaterialInput{KeyId: &key, ImportToken: w.token, EncryptedKeyMaterial: w.blob,
+		ExpirationModel: types.ExpirationModelTypeKeyMaterialDoesNotExpire})
+	wantCode(t, err, "")
+}

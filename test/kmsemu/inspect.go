@@ -1,5 +1,7 @@
 package kmsemu
 
+import "time"
+
 // ImportedMaterial is one imported key material of a key as the emulator
 // holds it: the plaintext bytes ImportKeyMaterial unwrapped. It exists so
 // test suites (test/soak, test/security) can obtain the plaintext of test
@@ -37,4 +39,23 @@ func (s *Server) ImportedMaterials() []ImportedMaterial {
 		}
 	}
 	return out
+}
+
+// ExpireImportTokens makes every import token issued so far expired, as if
+// its 24 hours had passed, without moving the emulator's clock: an import
+// with one is ExpiredImportTokenException. It returns how many tokens were
+// still valid. Test-only, like ImportedMaterials (the soak's "import
+// parameters expire between wrap and import" fault); AWS has no counterpart.
+func (s *Server) ExpireImportTokens() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	n := 0
+	for _, p := range s.tokens {
+		if p.validTo.After(now) {
+			p.validTo = now.Add(-time.Second)
+			n++
+		}
+	}
+	return n
 }

@@ -51,7 +51,7 @@ type injector struct {
 	counts map[string]int
 	wire   bytes.Buffer // every websocket message, both directions
 
-	// onExpire advances the KMS clock past the import parameters' validity.
+	// onExpire expires every import token KMS has issued so far.
 	onExpire func()
 	// expiries left (each advances the KMS clock 25 h; bounded so material
 	// expiration dates stay realistic).
