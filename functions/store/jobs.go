@@ -211,11 +211,24 @@ func (s *Store) Advance(ctx context.Context, j *Job, to State, note string) erro
 			}},
 		}})
 	}
+	if err != nil && conditionFailed(err) && s.landed(ctx, j) {
+		err = nil
+	}
 	if err != nil {
 		*j = prev
 		return wrapCond(fmt.Sprintf("store: job %s %s->%s", j.ID, prev.State, to), err)
 	}
 	return nil
+}
+
+// landed tells a lost race from our own write whose answer was lost: the
+// SDK retries a write whose connection dropped after DynamoDB applied it,
+// and the retry fails its own version condition. When the stored job is
+// exactly the one written (same version, same UpdatedAt to the
+// nanosecond), the write happened and the caller goes on as if answered.
+func (s *Store) landed(ctx context.Context, j *Job) bool {
+	have, err := s.GetJob(ctx, j.ID)
+	return err == nil && have.Version == j.Version && have.UpdatedAt.Equal(j.UpdatedAt) && have.State == j.State
 }
 
 // Save writes j's fields without changing state (version-checked).
@@ -233,6 +246,9 @@ func (s *Store) Save(ctx context.Context, j *Job) error {
 		ConditionExpression:       aws.String("version = :v"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":v": nAttr(prev.Version)},
 	})
+	if err != nil && conditionFailed(err) && s.landed(ctx, j) {
+		err = nil
+	}
 	if err != nil {
 		*j = prev
 		return wrapCond("store: save job "+j.ID, err)

@@ -81,6 +81,11 @@ func (s *Store) StartJob(ctx context.Context, j *Job, cooldown time.Duration) (*
 		return nil, "", fmt.Errorf("store: start job for trigger %s: %w", j.TriggerID, err)
 	}
 	if prev, err := s.jobForTrigger(ctx, j.Group+"/"+j.TriggerID); err == nil {
+		if prev.Version == 1 && prev.State == StatePending && prev.CreatedAt.Equal(j.CreatedAt) {
+			// Our own start, its answer lost and the SDK's retry refused:
+			// the job is this call's to run, not a duplicate's.
+			return prev, Started, nil
+		}
 		return prev, Duplicate, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, "", err
