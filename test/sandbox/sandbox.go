@@ -31,6 +31,7 @@ import (
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/groups"
 	"github.com/keyferry/keyferry/test/apigwemu"
+	"github.com/keyferry/keyferry/test/ddbfault"
 	"github.com/keyferry/keyferry/test/kmsemu"
 	"github.com/keyferry/keyferry/test/lambdaemu"
 	"github.com/keyferry/keyferry/test/motoserver"
@@ -79,9 +80,11 @@ type Options struct {
 	// AgentLog receives the agent's stdout/stderr (default: Dir/agent.log).
 	AgentLog io.Writer
 	// KMSFault and GatewayFault are the emulators' fault-injection hooks
-	// (test/soak, test/security); nil means no faults.
+	// (test/soak, test/security); nil means no faults. DynamoFault, when
+	// set, puts a fault proxy (test/ddbfault) in front of moto_server.
 	KMSFault     kmsemu.FaultFunc
 	GatewayFault apigwemu.Fault
+	DynamoFault  ddbfault.Func
 }
 
 // Endpoints are what a person points the AWS CLI and keyferry at.
@@ -108,6 +111,7 @@ type Sandbox struct {
 
 	tempDir   bool
 	moto      *motoserver.Server
+	ddbProxy  *ddbfault.Proxy
 	hsmConfig string // agent config file
 	env       []string
 
@@ -179,6 +183,12 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		return nil, err
 	}
 	s.Endpoints.DynamoDB = s.moto.URL()
+	if s.DynamoFault != nil {
+		if s.ddbProxy, err = ddbfault.Start(s.moto.URL(), s.DynamoFault); err != nil {
+			return nil, fmt.Errorf("sandbox: DynamoDB fault proxy: %w", err)
+		}
+		s.Endpoints.DynamoDB = s.ddbProxy.URL()
+	}
 	// 3. KMS.
 	if s.KMSEndpoint == "" {
 		s.Emulator = kmsemu.New(kmsemu.Options{Region: Region, Account: Account, QuotaScale: s.QuotaScale, RotationCap: 100, RotationDelay: 500 * time.Millisecond, Fault: s.KMSFault, WrappingKeyPool: s.WrappingKeyPool})
@@ -355,6 +365,9 @@ func (s *Sandbox) Close() error {
 	}
 	if s.Emulator != nil {
 		s.Emulator.Close()
+	}
+	if s.ddbProxy != nil {
+		errs = append(errs, s.ddbProxy.Close())
 	}
 	if s.moto != nil {
 		s.moto.Close()

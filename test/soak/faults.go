@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyferry/keyferry/test/apigwemu"
+	"github.com/keyferry/keyferry/test/ddbfault"
 	"github.com/keyferry/keyferry/test/kmsemu"
 )
 
@@ -20,7 +21,11 @@ const (
 	FaultKMSLatency       = "kms_latency"
 	FaultKMSApplyDrop     = "kms_apply_then_drop"
 	FaultDDB5xx           = "dynamodb_5xx"
+	FaultDDBThrottle      = "dynamodb_throttled"
+	FaultDDBLatency       = "dynamodb_latency"
 	FaultDDBTimeout       = "dynamodb_timeout"
+	FaultDDBApplyDrop     = "dynamodb_apply_then_drop"
+	FaultDDBConflict      = "dynamodb_conditional_conflict"
 	FaultWSDrop           = "ws_message_dropped"
 	FaultWSDuplicate      = "ws_message_duplicated"
 	FaultWSReorder        = "ws_message_reordered"
@@ -53,8 +58,7 @@ type injector struct {
 
 	// onExpire expires every import token KMS has issued so far.
 	onExpire func()
-	// expiries left (each advances the KMS clock 25 h; bounded so material
-	// expiration dates stay realistic).
+	// expiries left: bounded, so most jobs import on their first token.
 	expiries int
 	// onConnDrop drops a connection (DeleteConnection) asynchronously.
 	onConnDrop func(id string)
@@ -123,6 +127,44 @@ func (in *injector) kms(op string, _ []byte) *kmsemu.FaultAction {
 	case r < 0.11 && mutating[op]:
 		in.count(FaultKMSApplyDrop)
 		return &kmsemu.FaultAction{DropResponse: true}
+	}
+	return nil
+}
+
+// dynamoWrites are the DynamoDB operations that change state: a lost
+// answer after the write took effect is the interesting case for these.
+var dynamoWrites = map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "TransactWriteItems": true}
+
+// dynamo is the DynamoDB fault proxy's hook. A lost conditional race is
+// answered as DynamoDB answers one (the write does not happen), as if
+// another writer had changed the item first.
+func (in *injector) dynamo(op string, body []byte) *ddbfault.Action {
+	if !in.enabled.Load() {
+		return nil
+	}
+	r := in.roll()
+	switch {
+	case r < 0.015:
+		in.count(FaultDDB5xx)
+		return &ddbfault.Action{ErrorType: "InternalServerError", Message: "soak: injected 500"}
+	case r < 0.03:
+		in.count(FaultDDBThrottle)
+		return &ddbfault.Action{ErrorType: "ProvisionedThroughputExceededException", Message: "soak: injected throttle"}
+	case r < 0.05:
+		in.count(FaultDDBLatency)
+		return &ddbfault.Action{Delay: time.Duration(20+in.intn(200)) * time.Millisecond}
+	case r < 0.06:
+		in.count(FaultDDBTimeout)
+		return &ddbfault.Action{Delay: time.Duration(300+in.intn(1200)) * time.Millisecond, Abort: true}
+	case r < 0.075 && dynamoWrites[op]:
+		in.count(FaultDDBApplyDrop)
+		return &ddbfault.Action{DropResponse: true}
+	case r < 0.085 && dynamoWrites[op] && ddbfault.Conditional(body):
+		in.count(FaultDDBConflict)
+		if op == "TransactWriteItems" {
+			return &ddbfault.Action{ErrorType: "TransactionCanceledException", Message: "soak: injected lost race"}
+		}
+		return &ddbfault.Action{ErrorType: "ConditionalCheckFailedException", Message: "soak: injected lost race"}
 	}
 	return nil
 }

@@ -101,7 +101,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Dir: cfg.Dir, AgentBinary: cfg.AgentBinary,
 		JobTimeout: 8 * time.Second, RequestTTL: 6 * time.Second,
 		Log:      slog.New(slog.NewJSONHandler(cpLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		KMSFault: inj.kms, GatewayFault: inj.gateway,
+		KMSFault: inj.kms, GatewayFault: inj.gateway, DynamoFault: inj.dynamo,
 	})
 	if err != nil {
 		return nil, err
