@@ -66,40 +66,54 @@ func (s *Store) StartJob(ctx context.Context, j *Job, cooldown time.Duration) (*
 		vals[":now"] = nAttr(now.Unix())
 		upd += ", last_alarm_at = :now"
 	}
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+	start := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Put: &types.Put{TableName: aws.String(s.tables.Triggers), Item: trig, ConditionExpression: aws.String("attribute_not_exists(trigger_id)")}},
 		{Put: &types.Put{TableName: aws.String(s.tables.Jobs), Item: item, ConditionExpression: aws.String("attribute_not_exists(job_id)")}},
 		{Update: &types.Update{
 			TableName: aws.String(s.tables.Groups), Key: map[string]types.AttributeValue{"group": sAttr(j.LockKey())},
 			UpdateExpression: aws.String(upd), ConditionExpression: aws.String(cond), ExpressionAttributeValues: vals,
 		}},
-	}})
-	if err == nil {
-		return j, Started, nil
-	}
-	if !conditionFailed(err) {
-		return nil, "", fmt.Errorf("store: start job for trigger %s: %w", j.TriggerID, err)
-	}
-	if prev, err := s.jobForTrigger(ctx, j.Group+"/"+j.TriggerID); err == nil {
-		if prev.Version == 1 && prev.State == StatePending && prev.CreatedAt.Equal(j.CreatedAt) {
-			// Our own start, its answer lost and the SDK's retry refused:
-			// the job is this call's to run, not a duplicate's.
-			return prev, Started, nil
+	}}
+	var reason string
+	for attempt := 0; reason == ""; attempt++ {
+		_, err = s.db.TransactWriteItems(ctx, start)
+		if err == nil {
+			return j, Started, nil
 		}
-		return prev, Duplicate, nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, "", err
-	}
-	head, err := s.GroupHead(ctx, j.LockKey())
-	if err != nil {
-		return nil, "", err
-	}
-	reason := "lock busy"
-	switch {
-	case head.ActiveJob != "":
-		reason = "job " + head.ActiveJob + " is already running for " + j.LockKey()
-	case cooldown > 0:
-		reason = fmt.Sprintf("alarm cooldown %s: last alarm rotation at %s", cooldown, head.LastAlarmAt.Format(time.RFC3339))
+		if !conditionFailed(err) {
+			return nil, "", fmt.Errorf("store: start job for trigger %s: %w", j.TriggerID, err)
+		}
+		if prev, err := s.jobForTrigger(ctx, j.Group+"/"+j.TriggerID); err == nil {
+			if prev.Version == 1 && prev.State == StatePending && prev.CreatedAt.Equal(j.CreatedAt) {
+				// Our own start, its answer lost and the SDK's retry refused:
+				// the job is this call's to run, not a duplicate's.
+				return prev, Started, nil
+			}
+			return prev, Duplicate, nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, "", err
+		}
+		head, err := s.GroupHead(ctx, j.LockKey())
+		if err != nil {
+			return nil, "", err
+		}
+		switch {
+		case head.ActiveJob != "":
+			reason = "job " + head.ActiveJob + " is already running for " + j.LockKey()
+		case cooldown > 0 && head.LastAlarmAt.Unix() > now.Add(-cooldown).Unix():
+			reason = fmt.Sprintf("alarm cooldown %s: last alarm rotation at %s", cooldown, head.LastAlarmAt.Format(time.RFC3339))
+		case attempt >= 3:
+			reason = "lock busy"
+		default:
+			// Nothing visible refused it: a concurrent transaction on the
+			// lock item (TransactionConflict) or one that has not yet
+			// committed. Try again shortly rather than skip the trigger.
+			select {
+			case <-ctx.Done():
+				return nil, "", ctx.Err()
+			case <-time.After(time.Duration(20<<attempt) * time.Millisecond):
+			}
+		}
 	}
 	j.State = StateSkipped
 	j.Reason = reason
