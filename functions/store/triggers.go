@@ -84,12 +84,27 @@ func (s *Store) StartJob(ctx context.Context, j *Job, cooldown time.Duration) (*
 			return nil, "", fmt.Errorf("store: start job for trigger %s: %w", j.TriggerID, err)
 		}
 		if prev, err := s.jobForTrigger(ctx, j.Group+"/"+j.TriggerID); err == nil {
-			if prev.Version == 1 && prev.State == StatePending && prev.CreatedAt.Equal(j.CreatedAt) {
-				// Our own start, its answer lost and the SDK's retry refused:
-				// the job is this call's to run, not a duplicate's.
+			if prev.Version != 1 || prev.State != StatePending || !prev.CreatedAt.Equal(j.CreatedAt) {
+				return prev, Duplicate, nil
+			}
+			// Our own job: the transaction took effect and its answer was
+			// lost (the SDK's retry was refused). The job is this call's to
+			// run, not a duplicate's.
+			head, err := s.GroupHead(ctx, j.LockKey())
+			if err != nil {
+				return nil, "", err
+			}
+			if head.ActiveJob == j.ID {
 				return prev, Started, nil
 			}
-			return prev, Duplicate, nil
+			// The job and trigger were written but not the lock: only
+			// moto_server does that (it can apply a refused transaction in
+			// part; DynamoDB is atomic). The trigger lost the race.
+			reason := "lock busy"
+			if head.ActiveJob != "" {
+				reason = "job " + head.ActiveJob + " is already running for " + j.LockKey()
+			}
+			return s.skipOwn(ctx, prev, reason)
 		} else if !errors.Is(err, ErrNotFound) {
 			return nil, "", err
 		}
@@ -138,6 +153,27 @@ func (s *Store) StartJob(ctx context.Context, j *Job, cooldown time.Duration) (*
 			}
 		}
 		return nil, "", fmt.Errorf("store: record skipped trigger %s: %w", j.TriggerID, err)
+	}
+	return j, Skipped, nil
+}
+
+// skipOwn records j (just written as PENDING, never run, holding no lock)
+// as SKIPPED with reason.
+func (s *Store) skipOwn(ctx context.Context, j *Job, reason string) (*Job, Outcome, error) {
+	prev := j.Version
+	j.History = append(j.History, Transition{From: j.State, To: StateSkipped, At: s.now().UTC(), Note: reason})
+	j.State, j.Reason, j.Version = StateSkipped, reason, j.Version+1
+	item, err := s.jobItem(j)
+	if err != nil {
+		return nil, "", err
+	}
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.tables.Jobs), Item: item,
+		ConditionExpression:       aws.String("version = :v"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": nAttr(prev)},
+	})
+	if err != nil {
+		return nil, "", wrapCond("store: record skipped job "+j.ID, err)
 	}
 	return j, Skipped, nil
 }
