@@ -321,7 +321,9 @@ func (e *Engine) stepRequest(ctx context.Context, g *groups.Group, j *store.Job)
 	}
 	msg, err := protocol.Seal(ctx, e.Signer, e.SignerID, protocol.ActionWrapRequest, req)
 	if err != nil {
-		return failf("seal wrap_request: %v", err)
+		// The signer is KMS (kms:Sign): throttling or a 5xx is transient;
+		// the sweeper retries the step within the job's attempts.
+		return fmt.Errorf("seal wrap_request: %w", err)
 	}
 	j.RequestID, j.Nonce, j.Challenge, j.RequestedAt = req.RequestID, nonce, challenge, now
 	j.Deadline = expires.Add(e.skew())
@@ -613,8 +615,13 @@ func (e *Engine) stepSwitch(ctx context.Context, g *groups.Group, j *store.Job) 
 			return err
 		}
 		have, gerr := e.Store.Generation(ctx, g.Name, j.Generation)
-		if gerr != nil || have.JobID != j.ID {
-			return failf("generation %d of %s was recorded by another job", j.Generation, g.Name)
+		if gerr != nil {
+			// Refused, yet not there (or unreadable): try again later
+			// rather than fail a job whose alias may already have moved.
+			return fmt.Errorf("record generation %d of %s: %w (read back: %v)", j.Generation, g.Name, err, gerr)
+		}
+		if have.JobID != j.ID {
+			return failf("generation %d of %s was recorded by another job (%s)", j.Generation, g.Name, have.JobID)
 		}
 	}
 	for _, p := range prevGens {
@@ -663,6 +670,15 @@ func (e *Engine) cleanupNewKey(ctx context.Context, g *groups.Group, j *store.Jo
 	if err != nil || d.KeyState == types.KeyStatePendingDeletion {
 		return
 	}
+	// Never the key the group's alias names (a job that failed after the
+	// alias moved): deleting it would leave the alias on a key without
+	// material. It stays, usable, and the next rotation moves the alias.
+	if aliased, err := e.aliasTargets(ctx, g, j.KeyARN); err != nil || aliased {
+		if aliased {
+			e.log().ErrorContext(ctx, "failed job's key carries the group's alias: kept", "job", j.ID, "key", j.KeyARN, "alias", g.Alias)
+		}
+		return
+	}
 	if d.KeyState != types.KeyStatePendingImport {
 		_ = e.call(ctx, g, "DeleteImportedKeyMaterial", func(ctx context.Context) error {
 			_, err := e.KMS.DeleteImportedKeyMaterial(ctx, &kms.DeleteImportedKeyMaterialInput{KeyId: aws.String(j.KeyARN)})
@@ -678,4 +694,16 @@ func (e *Engine) cleanupNewKey(ctx context.Context, g *groups.Group, j *store.Jo
 		return
 	}
 	e.log().InfoContext(ctx, "scheduled deletion of failed job's key", "job", j.ID, "key", j.KeyARN)
+}
+
+// aliasTargets reports whether the group's alias points at keyARN.
+func (e *Engine) aliasTargets(ctx context.Context, g *groups.Group, keyARN string) (bool, error) {
+	md, err := e.describe(ctx, g, g.Alias)
+	if apiCode(err) == "NotFoundException" {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return aws.ToString(md.Arn) == keyARN, nil
 }
