@@ -572,6 +572,12 @@ func (e *Engine) stepSwitch(ctx context.Context, g *groups.Group, j *store.Job) 
 		return e.advance(ctx, j, store.StateSwitched, "generation re-armed")
 	}
 	if j.NewKey {
+		if !j.AliasMoveAttempted {
+			j.AliasMoveAttempted = true
+			if err := e.Store.Save(ctx, j); err != nil {
+				return err
+			}
+		}
 		err := e.call(ctx, g, "UpdateAlias", func(ctx context.Context) error {
 			_, err := e.KMS.UpdateAlias(ctx, &kms.UpdateAliasInput{AliasName: aws.String(g.Alias), TargetKeyId: aws.String(j.KeyARN)})
 			return err
@@ -658,7 +664,9 @@ func (e *Engine) stepFinish(ctx context.Context, g *groups.Group, j *store.Job) 
 // alias: material deleted and deletion scheduled, so nothing is left in
 // PendingImport and nothing unverified stays usable.
 func (e *Engine) cleanupNewKey(ctx context.Context, g *groups.Group, j *store.Job) {
-	if !j.NewKey || j.KeyARN == "" {
+	if !j.NewKey || j.KeyARN == "" || j.AliasMoveAttempted {
+		// A key the alias was (or may have been) moved to may hold data
+		// encrypted since: it is never deleted by a cleanup.
 		return
 	}
 	for _, t := range j.History {

@@ -14,8 +14,9 @@ import (
 // TestInvariantNoAliasOnKeyWithoutMaterial_FailureAfterAliasMove: a job
 // that fails after its alias moved (here: its generation number was
 // recorded by another job meanwhile) keeps its key. The failed-job cleanup
-// never deletes the material of, or schedules deletion of, the key the
-// group's alias names; the alias stays on a usable key.
+// never deletes the material of, or schedules deletion of, a key the
+// group's alias was moved to: the alias stays on a usable key, and data
+// encrypted under it meanwhile still decrypts after the next rotation.
 func TestInvariantNoAliasOnKeyWithoutMaterial_FailureAfterAliasMove(t *testing.T) {
 	g := uniq("afteralias")
 	h := newHarness(t, symGroup(g, "alias-swap"))
@@ -44,6 +45,14 @@ func TestInvariantNoAliasOnKeyWithoutMaterial_FailureAfterAliasMove(t *testing.T
 	if md.KeyState != kmstypes.KeyStateEnabled {
 		t.Fatalf("alias %s is on key %s in state %s: the failed-job cleanup removed the aliased key", alias, j.KeyARN, md.KeyState)
 	}
+	// Data encrypted through the alias meanwhile stays decryptable after
+	// the next rotation moves the alias on and the sweeper runs again.
+	b := h.useAlias(alias, "SYMMETRIC_DEFAULT")
+	h.requireState(h.rotate(g, "r3"), store.StateSucceeded)
+	if _, _, err := h.eng.Sweep(h.ctx); err != nil && !strings.Contains(err.Error(), "no live agent") {
+		t.Logf("sweep: %v", err)
+	}
+	h.checkBefore(b, "SYMMETRIC_DEFAULT")
 }
 
 // TestThrottledSigningIsNotAJobFailure: the control plane signs each

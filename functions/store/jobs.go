@@ -80,11 +80,15 @@ type Job struct {
 	// an earlier job was removed: from then on the key's pending material
 	// can only be this job's own, so a ConflictException on a retried
 	// import (the first one took effect, its answer was lost) names it.
-	ImportSent     bool   `json:"import_sent,omitempty"`
-	KeyARN         string `json:"key_arn,omitempty"`
-	PreviousKeyARN string `json:"previous_key_arn,omitempty"`
-	Generation     int64  `json:"generation,omitempty"`
-	HSMLabel       string `json:"hsm_label,omitempty"`
+	ImportSent bool `json:"import_sent,omitempty"`
+	// AliasMoveAttempted is set (and saved) before UpdateAlias/CreateAlias
+	// points the group's alias at the job's new key: from then on the key
+	// may have served traffic, so a failed job's cleanup never deletes it.
+	AliasMoveAttempted bool   `json:"alias_move_attempted,omitempty"`
+	KeyARN             string `json:"key_arn,omitempty"`
+	PreviousKeyARN     string `json:"previous_key_arn,omitempty"`
+	Generation         int64  `json:"generation,omitempty"`
+	HSMLabel           string `json:"hsm_label,omitempty"`
 	// ReimportGeneration names the generation a reimport job re-arms.
 	ReimportGeneration int64 `json:"reimport_generation,omitempty"`
 
