@@ -20,7 +20,7 @@ func NonSensitiveForTest() GenerateOption {
 
 // RawCtxForTest returns the underlying module, e.g. to call Finalize under
 // a live pool (simulated device loss).
-func (h *HSM) RawCtxForTest() *pkcs11.Ctx {
+func (h *HSM) RawCtxForTest() module {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.p
@@ -56,10 +56,10 @@ func (h *HSM) EncryptECBForTest(ctx context.Context, label string, block []byte)
 			return err
 		}
 		m := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_ECB, nil)}
-		if err := s.p.EncryptInit(s.h, m, o); err != nil {
+		if err := ctxOf(s.p).EncryptInit(s.h, m, o); err != nil {
 			return s.wrapMechErr("C_EncryptInit", pkcs11.CKM_AES_ECB, err)
 		}
-		out, err = s.p.Encrypt(s.h, block)
+		out, err = ctxOf(s.p).Encrypt(s.h, block)
 		return s.wrapMechErr("C_Encrypt", pkcs11.CKM_AES_ECB, err)
 	})
 	return out, err
@@ -227,13 +227,13 @@ func (h *HSM) TryInTokenTruncationForTest(ctx context.Context) (attempts []Trunc
 			}
 			out = append(out, TruncationAttempt{Name: name, Code: codeOf(err)})
 		}
-		g, err := s.p.UnwrapKey(s.h, kwp, k1, b1, generic(pkcs11.NewAttribute(pkcs11.CKA_DERIVE, true)))
+		g, err := ctxOf(s.p).UnwrapKey(s.h, kwp, k1, b1, generic(pkcs11.NewAttribute(pkcs11.CKA_DERIVE, true)))
 		record("C_UnwrapKey(CKM_AES_KEY_WRAP_PAD) into a generic secret", g, err)
 		if err != nil {
 			return nil
 		}
 		const pkcs8P256 = 67 // SoftHSM's EC P-256 PKCS#8 length
-		o, err := s.p.UnwrapKey(s.h, kwp, k1, b1, generic(pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, pkcs8P256)))
+		o, err := ctxOf(s.p).UnwrapKey(s.h, kwp, k1, b1, generic(pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, pkcs8P256)))
 		record("C_UnwrapKey(CKM_AES_KEY_WRAP_PAD) into a generic secret with CKA_VALUE_LEN", o, err)
 		ulong := strconv.IntSize / 8
 		for _, d := range []struct {
@@ -247,7 +247,7 @@ func (h *HSM) TryInTokenTruncationForTest(ctx context.Context) (attempts []Trunc
 			{"CKM_EXTRACT_KEY_FROM_KEY", pkcs11.CKM_EXTRACT_KEY_FROM_KEY, make([]byte, ulong)},
 			{"CKM_AES_ECB_ENCRYPT_DATA", pkcs11.CKM_AES_ECB_ENCRYPT_DATA, make([]byte, 2*ulong)},
 		} {
-			o, err := s.p.DeriveKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(d.mech, d.param)}, g, generic(pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, pkcs8P256)))
+			o, err := ctxOf(s.p).DeriveKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(d.mech, d.param)}, g, generic(pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, pkcs8P256)))
 			record("C_DeriveKey("+d.name+")", o, err)
 		}
 		iv := []byte{0xA6, 0x59, 0x59, 0xA6, 0, 0, 0, pkcs8P256}
@@ -256,4 +256,41 @@ func (h *HSM) TryInTokenTruncationForTest(ctx context.Context) (attempts []Trunc
 		return nil
 	})
 	return out, orphans, err
+}
+
+// ctxOf returns the real module under any fault wrapper, for test helpers
+// that call PKCS#11 functions the package itself never uses.
+func ctxOf(m module) *pkcs11.Ctx {
+	for {
+		switch v := m.(type) {
+		case *pkcs11.Ctx:
+			return v
+		case interface{ unwrap() module }:
+			m = v.unwrap()
+		default:
+			return nil
+		}
+	}
+}
+
+// InjectWrapFaultsForTest puts a fault wrapper under the live pool: the
+// next C_WrapKey calls get the faults in seq ("" = none), in order, then
+// none. restore puts the real module back.
+func (h *HSM) InjectWrapFaultsForTest(seq ...FaultKind) (restore func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	real := h.p
+	h.p = &faultModule{module: real, log: h.log, decide: func() FaultKind {
+		if len(seq) == 0 {
+			return ""
+		}
+		k := seq[0]
+		seq = seq[1:]
+		return k
+	}}
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.p = real
+	}
 }

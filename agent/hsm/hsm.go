@@ -33,7 +33,7 @@ type HSM struct {
 	// mu: operations hold it shared; recovery and Close hold it exclusive,
 	// so no operation is in flight while the module is re-initialised.
 	mu     sync.RWMutex
-	p      *pkcs11.Ctx
+	p      module
 	slot   uint
 	epoch  uint64
 	closed bool
@@ -44,7 +44,7 @@ type HSM struct {
 
 // session is what an operation gets from the pool.
 type session struct {
-	p     *pkcs11.Ctx
+	p     module
 	h     pkcs11.SessionHandle
 	token string
 	hsm   *HSM
@@ -101,6 +101,9 @@ func Open(ctx context.Context, cfg Config) (*HSM, error) {
 		return nil, err
 	}
 	h.p = p
+	if moduleHook != nil {
+		h.p = moduleHook(p)
+	}
 	if err := h.start(); err != nil {
 		return nil, err
 	}
