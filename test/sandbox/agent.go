@@ -7,18 +7,24 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
 
 // BuildAgent builds keyferry-agent (cgo) into dir and returns its path.
-func BuildAgent(ctx context.Context, dir string) (string, error) {
+// tags are Go build tags (the soak builds with "hsmfault").
+func BuildAgent(ctx context.Context, dir string, tags ...string) (string, error) {
 	out := filepath.Join(dir, "keyferry-agent")
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./agent/cmd/keyferry-agent")
+	args := []string{"build", "-o", out}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, "./agent/cmd/keyferry-agent")...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if b, err := cmd.CombinedOutput(); err != nil {

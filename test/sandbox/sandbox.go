@@ -66,8 +66,11 @@ type Options struct {
 	// KMSEndpoint, when set, is used instead of the built-in emulator
 	// (defaults to $AWS_ENDPOINT_URL_KMS).
 	KMSEndpoint string
-	// AgentBinary is the keyferry-agent executable; empty builds it.
-	AgentBinary string
+	// AgentBinary is the keyferry-agent executable; empty builds it, with
+	// AgentBuildTags. AgentEnv is added to the agent's environment.
+	AgentBinary    string
+	AgentBuildTags []string
+	AgentEnv       []string
 	// QuotaScale for the KMS emulator (0 = unlimited).
 	QuotaScale float64
 	// WrappingKeyPool is how many RSA wrapping keys of each size the KMS
@@ -227,7 +230,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		return nil, err
 	}
 	if s.AgentBinary == "" {
-		if s.AgentBinary, err = BuildAgent(ctx, s.Dir); err != nil {
+		if s.AgentBinary, err = BuildAgent(ctx, s.Dir, s.AgentBuildTags...); err != nil {
 			return nil, err
 		}
 	}

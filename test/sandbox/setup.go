@@ -91,7 +91,7 @@ func (s *Sandbox) agentEnv() []string {
 		}
 		env = append(env, kv)
 	}
-	return append(env,
+	return append(append(env,
 		"AWS_ACCESS_KEY_ID="+AgentAccessKey,
 		"AWS_SECRET_ACCESS_KEY="+AgentSecretKey,
 		"AWS_REGION="+Region,
@@ -99,7 +99,7 @@ func (s *Sandbox) agentEnv() []string {
 		"AWS_CONFIG_FILE="+filepath.Join(s.Dir, "aws-config"),
 		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(s.Dir, "aws-credentials"),
 		"SOFTHSM2_CONF="+os.Getenv("SOFTHSM2_CONF"),
-	)
+	), s.AgentEnv...)
 }
 
 // agentIdentity runs `keyferry-agent identity` and returns the PEM public key.

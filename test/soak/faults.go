@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -233,4 +235,25 @@ func sortedKinds(m map[string]int) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// countHSMFaults counts the HSM faults the agent's hsmfault build logged
+// ("hsm fault injected", by kind) across every agent process of the run.
+func (r *soakRun) countHSMFaults() {
+	b, err := os.ReadFile(filepath.Join(r.sb.Dir, "agent.log"))
+	if err != nil {
+		r.violate("agent.log: %v", err)
+		return
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if !bytes.Contains(line, []byte(`"hsm fault injected"`)) {
+			continue
+		}
+		var v struct {
+			Kind string `json:"kind"`
+		}
+		if json.Unmarshal(line, &v) == nil && v.Kind != "" {
+			r.inj.count(v.Kind)
+		}
+	}
 }

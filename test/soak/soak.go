@@ -30,7 +30,8 @@ type Config struct {
 	Workers int
 	// Dir keeps the sandbox's files (logs, token, audit); empty = temp, removed.
 	Dir string
-	// AgentBinary is a prebuilt keyferry-agent (empty builds it).
+	// AgentBinary is a prebuilt keyferry-agent (empty builds it); build it
+	// with -tags hsmfault for the HSM faults.
 	AgentBinary string
 	// Progress receives one line per event (nil = silent).
 	Progress io.Writer
@@ -99,7 +100,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	start := time.Now()
 	sb, err := sandbox.Start(ctx, sandbox.Options{
 		Dir: cfg.Dir, AgentBinary: cfg.AgentBinary,
-		JobTimeout: 8 * time.Second, RequestTTL: 6 * time.Second,
+		// HSM faults come from inside the agent: its hsmfault build wraps
+		// the PKCS#11 module and fails C_WrapKey at random.
+		AgentBuildTags: []string{"hsmfault"},
+		AgentEnv:       []string{"KEYFERRY_HSM_FAULTS=device_error=0.03,session_loss=0.03"},
+		JobTimeout:     8 * time.Second, RequestTTL: 6 * time.Second,
 		Log:      slog.New(slog.NewJSONHandler(cpLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		KMSFault: inj.kms, GatewayFault: inj.gateway, DynamoFault: inj.dynamo,
 	})
@@ -140,6 +145,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	inj.enabled.Store(false)
 	skew.Store(0)
 	r.audit(ctx)
+	r.countHSMFaults()
 	r.rep.FaultsInjected = inj.snapshot()
 	for _, v := range r.rep.FaultsInjected {
 		r.rep.FaultsTotal += v
