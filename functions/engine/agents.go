@@ -212,5 +212,24 @@ func (e *Engine) HandleAgentError(ctx context.Context, connID string, env *proto
 		e.log().InfoContext(ctx, "agent refused a duplicate delivery; waiting for the original's result", "job", j.ID, "request", m.RequestID)
 		return nil
 	}
-	return e.fail(ctx, j, fmt.Sprintf("agent %s refused request %s: %s: %s", c.AgentID, m.RequestID, m.Code, m.Message))
+	reason := fmt.Sprintf("agent %s refused request %s: %s: %s", c.AgentID, m.RequestID, m.Code, m.Message)
+	switch m.Code {
+	case protocol.CodeHSMError, protocol.CodeInternal, protocol.CodeRateLimited:
+		// Transient on the agent's side (the HSM failed twice in a row, the
+		// agent was stopping, its rate limit): ask again, within the
+		// job's attempts. An HSM error is asked again at once; a rate
+		// limit waits for the sweeper (the job's deadline).
+		if j.Attempts+1 < e.maxAttempts() {
+			j.Attempts++
+			if err := e.advance(ctx, j, store.StateKeyReady, reason+": ask again"); err != nil {
+				return err
+			}
+			if m.Code == protocol.CodeRateLimited {
+				return nil
+			}
+			return e.Run(ctx, j)
+		}
+		reason += fmt.Sprintf(" (after %d attempts)", j.Attempts+1)
+	}
+	return e.fail(ctx, j, reason)
 }

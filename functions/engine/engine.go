@@ -136,6 +136,13 @@ func (e *Engine) jobTimeout() time.Duration {
 	return 15 * time.Minute
 }
 
+func (e *Engine) maxAttempts() int {
+	if e.MaxAttempts > 0 {
+		return e.MaxAttempts
+	}
+	return 3
+}
+
 func (e *Engine) skew() time.Duration {
 	if e.Skew > 0 {
 		return e.Skew

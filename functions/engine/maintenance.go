@@ -101,10 +101,7 @@ func (e *Engine) keepaliveGroup(ctx context.Context, g *groups.Group) ([]*store.
 // MaxAttempts, then failed with a reason. Failed jobs' new keys are cleaned
 // up (no key left in PendingImport).
 func (e *Engine) Sweep(ctx context.Context) (retried, failed int, err error) {
-	maxAttempts := e.MaxAttempts
-	if maxAttempts <= 0 {
-		maxAttempts = 3
-	}
+	maxAttempts := e.maxAttempts()
 	now := e.now()
 	var errs []error
 	for _, st := range store.LiveStates() {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyferry/keyferry/functions/engine"
 	"github.com/keyferry/keyferry/functions/metrics"
+	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/protocol"
 )
 
@@ -90,5 +91,59 @@ func TestWrapRefusalsMetric(t *testing.T) {
 				t.Fatalf("record %v, want Group %s Code %s value 1", r, tc.wantGroup, tc.wantCode)
 			}
 		})
+	}
+}
+
+// TestTransientAgentErrorAsksAgain: an hsm_error refusal (the agent's HSM
+// failed twice in a row) does not fail the job: it is asked again at once
+// and succeeds; after MaxAttempts such errors it fails, with the reason
+// and the attempt count.
+func TestTransientAgentErrorAsksAgain(t *testing.T) {
+	g := uniq("hsmerr")
+	h := newHarness(t, symGroup(g, "alias-swap"))
+	j, _, err := h.eng.Start(h.ctx, engineTrigger(g, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.loop.Take()
+	refuse := func(j *store.Job) error {
+		b, err := protocol.Seal(h.ctx, h.peer.Identity, "agent-1", protocol.ActionError, protocol.Error{
+			RequestID: j.RequestID, JobID: j.ID, AgentID: "agent-1", Code: protocol.CodeHSMError, Message: "wrap failed: CKR_DEVICE_ERROR",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, _ := protocol.Decode(b)
+		return h.eng.HandleAgentError(h.ctx, "conn-1", env)
+	}
+	first := h.job(j.ID)
+	if err := refuse(first); err != nil {
+		t.Fatal(err)
+	}
+	again := h.job(j.ID)
+	h.requireState(again, store.StateRequested)
+	if again.RequestID == first.RequestID || again.Attempts != 1 {
+		t.Fatalf("not asked again: request %s (was %s), attempts %d", again.RequestID, first.RequestID, again.Attempts)
+	}
+	h.deliver()
+	h.requireState(h.job(j.ID), store.StateSucceeded)
+
+	// Every attempt refused: FAILED with the reason.
+	j2, _, err := h.eng.Start(h.ctx, engineTrigger(g, "t2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		h.loop.Take()
+		cur := h.job(j2.ID)
+		if cur.State.Terminal() {
+			if cur.State != store.StateFailed || !strings.Contains(cur.Reason, "hsm_error") || !strings.Contains(cur.Reason, "attempts") || i != 3 {
+				t.Fatalf("after %d refusals: %s %q", i, cur.State, cur.Reason)
+			}
+			break
+		}
+		if err := refuse(cur); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
