@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -77,6 +78,12 @@ func (p *Policy) Check(ctx context.Context, env *protocol.Envelope) (*protocol.W
 	now := p.cfg.Now()
 	req, err := protocol.OpenWrapRequest(env, p.cfg.Verifier, now, p.cfg.ClockSkew)
 	if err != nil {
+		var ce *protocol.ClockError
+		if errors.As(err, &ce) {
+			// Signed and well formed, only outside its window: the refusal
+			// names the request and job so the control plane can ask again.
+			return &protocol.WrapRequest{RequestID: ce.RequestID, JobID: ce.JobID}, fromProtocol(err)
+		}
 		return nil, fromProtocol(err)
 	}
 	switch p.replay.add(req.Nonce.String(), req.ExpiresAt.Add(p.cfg.ClockSkew), now) {

@@ -186,13 +186,22 @@ func TestPolicyRefusesEveryRule(t *testing.T) {
 				}
 			})
 			env := tc.setup(f)
-			_, err := f.pol.Check(context.Background(), env)
+			req, err := f.pol.Check(context.Background(), env)
 			r, ok := AsRefusal(err)
 			if !ok {
 				t.Fatalf("want *Refusal, got %v", err)
 			}
 			if r.Reason != tc.reason || r.Code != tc.code {
 				t.Fatalf("refused with %s/%s, want %s/%s: %v", r.Reason, r.Code, tc.reason, tc.code, err)
+			}
+			// A refusal of a request whose signature verified names its
+			// request and job (clock refusals too), so the control plane can
+			// act on it; a forged one names nothing.
+			switch {
+			case tc.reason == ReasonSignature && req != nil:
+				t.Fatalf("refusal of a forged request names request %q job %q", req.RequestID, req.JobID)
+			case tc.reason != ReasonSignature && (req == nil || req.RequestID == "" || req.JobID == ""):
+				t.Fatalf("refusal names no request/job: %+v", req)
 			}
 		})
 	}

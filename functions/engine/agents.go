@@ -214,11 +214,12 @@ func (e *Engine) HandleAgentError(ctx context.Context, connID string, env *proto
 	}
 	reason := fmt.Sprintf("agent %s refused request %s: %s: %s", c.AgentID, m.RequestID, m.Code, m.Message)
 	switch m.Code {
-	case protocol.CodeHSMError, protocol.CodeInternal, protocol.CodeRateLimited:
+	case protocol.CodeHSMError, protocol.CodeInternal, protocol.CodeRateLimited, protocol.CodeExpired:
 		// Transient on the agent's side (the HSM failed twice in a row, the
-		// agent was stopping, its rate limit): ask again, within the
-		// job's attempts. An HSM error is asked again at once; a rate
-		// limit waits for the sweeper (the job's deadline).
+		// agent was stopping, its rate limit, a request delivered late or
+		// judged by a skewed clock): ask again, with fresh timestamps,
+		// within the job's attempts. A rate limit waits for the sweeper
+		// (the job's deadline); the others are asked again at once.
 		if j.Attempts+1 < e.maxAttempts() {
 			j.Attempts++
 			if err := e.advance(ctx, j, store.StateKeyReady, reason+": ask again"); err != nil {

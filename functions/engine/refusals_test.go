@@ -95,20 +95,16 @@ func TestWrapRefusalsMetric(t *testing.T) {
 }
 
 // TestTransientAgentErrorAsksAgain: an hsm_error refusal (the agent's HSM
-// failed twice in a row) does not fail the job: it is asked again at once
-// and succeeds; after MaxAttempts such errors it fails, with the reason
-// and the attempt count.
+// failed twice in a row) or an expired one (delivered late, or judged by a
+// skewed clock) does not fail the job: it is asked again at once, with a
+// new request, and succeeds; after MaxAttempts such refusals it fails, with
+// the reason and the attempt count.
 func TestTransientAgentErrorAsksAgain(t *testing.T) {
 	g := uniq("hsmerr")
 	h := newHarness(t, symGroup(g, "alias-swap"))
-	j, _, err := h.eng.Start(h.ctx, engineTrigger(g, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.loop.Take()
-	refuse := func(j *store.Job) error {
+	refuseWith := func(j *store.Job, code protocol.ErrorCode) error {
 		b, err := protocol.Seal(h.ctx, h.peer.Identity, "agent-1", protocol.ActionError, protocol.Error{
-			RequestID: j.RequestID, JobID: j.ID, AgentID: "agent-1", Code: protocol.CodeHSMError, Message: "wrap failed: CKR_DEVICE_ERROR",
+			RequestID: j.RequestID, JobID: j.ID, AgentID: "agent-1", Code: code, Message: "refused: " + string(code),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -116,17 +112,25 @@ func TestTransientAgentErrorAsksAgain(t *testing.T) {
 		env, _ := protocol.Decode(b)
 		return h.eng.HandleAgentError(h.ctx, "conn-1", env)
 	}
-	first := h.job(j.ID)
-	if err := refuse(first); err != nil {
-		t.Fatal(err)
+	refuse := func(j *store.Job) error { return refuseWith(j, protocol.CodeHSMError) }
+	for _, code := range []protocol.ErrorCode{protocol.CodeHSMError, protocol.CodeExpired} {
+		j, _, err := h.eng.Start(h.ctx, engineTrigger(g, "t-"+string(code)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.loop.Take()
+		first := h.job(j.ID)
+		if err := refuseWith(first, code); err != nil {
+			t.Fatal(err)
+		}
+		again := h.job(j.ID)
+		h.requireState(again, store.StateRequested)
+		if again.RequestID == first.RequestID || again.Attempts != 1 {
+			t.Fatalf("%s: not asked again: request %s (was %s), attempts %d", code, again.RequestID, first.RequestID, again.Attempts)
+		}
+		h.deliver()
+		h.requireState(h.job(j.ID), store.StateSucceeded)
 	}
-	again := h.job(j.ID)
-	h.requireState(again, store.StateRequested)
-	if again.RequestID == first.RequestID || again.Attempts != 1 {
-		t.Fatalf("not asked again: request %s (was %s), attempts %d", again.RequestID, first.RequestID, again.Attempts)
-	}
-	h.deliver()
-	h.requireState(h.job(j.ID), store.StateSucceeded)
 
 	// Every attempt refused: FAILED with the reason.
 	j2, _, err := h.eng.Start(h.ctx, engineTrigger(g, "t2"))

@@ -155,6 +155,19 @@ func (m WrapRequest) validate() error {
 	return nil
 }
 
+// ClockError is OpenWrapRequest's refusal of a request that is signed and
+// well formed but outside its validity window (errors.Is ErrExpired or
+// ErrNotYetValid). It names the request and its job, which the signature
+// vouches for, so the refusal can reach the job; nothing else of the
+// request may be used.
+type ClockError struct {
+	RequestID, JobID string
+	Err              error
+}
+
+func (e *ClockError) Error() string { return "wrap_request " + e.RequestID + ": " + e.Err.Error() }
+func (e *ClockError) Unwrap() error { return e.Err }
+
 // OpenWrapRequest verifies env's signature with v (the pinned control-plane
 // key) first, then decodes and checks the request strictly, then checks
 // that it is valid at now within skew. It does not check replay (the agent
@@ -168,7 +181,7 @@ func OpenWrapRequest(env *Envelope, v *Verifier, now time.Time, skew time.Durati
 		return nil, fmt.Errorf("wrap_request: %w", err)
 	}
 	if err := checkClock(now, skew, "issued_at", m.IssuedAt, "expires_at", m.ExpiresAt); err != nil {
-		return nil, fmt.Errorf("wrap_request %s: %w", m.RequestID, err)
+		return nil, &ClockError{RequestID: m.RequestID, JobID: m.JobID, Err: err}
 	}
 	m.IssuedAt, m.ExpiresAt = m.IssuedAt.UTC(), m.ExpiresAt.UTC()
 	m.Challenge = nilIfEmpty(m.Challenge)

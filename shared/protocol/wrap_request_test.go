@@ -168,6 +168,10 @@ func TestOpenWrapRequestClock(t *testing.T) {
 			if CodeFor(err) != CodeExpired {
 				t.Fatalf("CodeFor = %s", CodeFor(err))
 			}
+			var ce *ClockError
+			if got != nil || !errors.As(err, &ce) || ce.RequestID != base.RequestID || ce.JobID != base.JobID {
+				t.Fatalf("clock refusal: message %v, error %#v; want no message and a ClockError naming %s/%s", got, err, base.RequestID, base.JobID)
+			}
 		})
 	}
 }
