@@ -48,6 +48,7 @@ fuzz-short:
 	  f=$${fn#func }; pkg=./$$(dirname $$file); \
 	  echo "fuzz: $$pkg $$f ($(FUZZTIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5x $$pkg >/tmp/keyferry-fuzz.log 2>&1 || { cat /tmp/keyferry-fuzz.log; exit 1; }; \
+	  grep -E '^fuzz: elapsed' /tmp/keyferry-fuzz.log | tail -1 | sed 's/^/  /'; \
 	done
 
 fuzz: deps ## longer fuzzing of every decoder: 15 targets x FUZZTIME (40s by default, about 12 min)

@@ -67,7 +67,7 @@ type injector struct {
 }
 
 func newInjector(seed uint64) *injector {
-	return &injector{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), counts: map[string]int{}, expiries: 4}
+	return &injector{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), counts: map[string]int{}, expiries: 30}
 }
 
 func (in *injector) roll() float64 {
@@ -118,6 +118,10 @@ func (in *injector) kms(op string, _ []byte) *kmsemu.FaultAction {
 	if time.Now().UnixNano() < in.stormUntil.Load() && in.roll() < 0.7 {
 		return &kmsemu.FaultAction{ErrorType: "ThrottlingException", Message: "Rate exceeded (soak storm)"}
 	}
+	if mutating[op] && in.roll() < 0.05 {
+		in.count(FaultKMSApplyDrop)
+		return &kmsemu.FaultAction{DropResponse: true}
+	}
 	r := in.roll()
 	switch {
 	case r < 0.04:
@@ -126,9 +130,6 @@ func (in *injector) kms(op string, _ []byte) *kmsemu.FaultAction {
 	case r < 0.08:
 		in.count(FaultKMSLatency)
 		return &kmsemu.FaultAction{Delay: time.Duration(50+in.intn(400)) * time.Millisecond}
-	case r < 0.11 && mutating[op]:
-		in.count(FaultKMSApplyDrop)
-		return &kmsemu.FaultAction{DropResponse: true}
 	}
 	return nil
 }

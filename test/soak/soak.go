@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer sb.Close()
-	r := &soakRun{cfg: cfg, sb: sb, inj: inj, out: progress, jobs: map[string]bool{}}
+	r := &soakRun{cfg: cfg, sb: sb, inj: inj, out: progress, jobs: map[string]bool{}, busy: map[string]bool{}}
 	r.rep.Seed = cfg.Seed
 	// Clock skew between cloud and agent: the control plane's clock moves.
 	var skew atomic.Int64
@@ -167,6 +167,7 @@ type soakRun struct {
 	mu      sync.Mutex
 	rep     Report
 	jobs    map[string]bool
+	busy    map[string]bool // groups a worker is rotating now
 	drops   int
 	outMu   sync.Mutex
 	agentMu sync.Mutex // serialises kill/restart with the final checks
@@ -231,13 +232,35 @@ func (r *soakRun) faultPhase(ctx context.Context) {
 	wg.Wait()
 }
 
+// rotateOnce triggers one rotation and waits for its job. Workers mostly
+// take a group no other worker is rotating (a trigger for a busy group is
+// only skipped); one in ten goes to any group, so concurrent triggers for
+// one group (one runs, the other is SKIPPED) stay exercised.
 func (r *soakRun) rotateOnce(ctx context.Context, id string) {
-	g := r.sb.Groups.Groups[r.inj.intn(len(r.sb.Groups.Groups))]
+	all := r.sb.Groups.Groups
+	r.mu.Lock()
+	var free []int
+	for i, g := range all {
+		if !r.busy[g.Name] {
+			free = append(free, i)
+		}
+	}
+	r.mu.Unlock()
+	pick := r.inj.intn(len(all))
+	if len(free) > 0 && r.inj.roll() >= 0.1 {
+		pick = free[r.inj.intn(len(free))]
+	}
+	g := all[pick]
 	jobID := store.JobIDForTrigger(g.Name, "schedule/"+id)
 	r.mu.Lock()
 	r.jobs[jobID] = true
 	r.rep.Rotations++
+	mine := !r.busy[g.Name]
+	r.busy[g.Name] = true
 	r.mu.Unlock()
+	if mine {
+		defer func() { r.mu.Lock(); delete(r.busy, g.Name); r.mu.Unlock() }()
+	}
 	dup := r.inj.roll() < 0.1
 	if dup {
 		r.inj.count(FaultDuplicateTrigger)
