@@ -63,6 +63,10 @@ func (h *HSM) Capabilities(ctx context.Context) ([]Capability, error) {
 	return r.caps, nil
 }
 
+// probeTries bounds the probe of one key spec interrupted by session or
+// device loss (each try already re-initialises and retries once).
+const probeTries = 3
+
 func (h *HSM) probe(ctx context.Context) (*probeResult, error) {
 	h.capMu.Lock()
 	defer h.capMu.Unlock()
@@ -77,23 +81,33 @@ func (h *HSM) probe(ctx context.Context) (*probeResult, error) {
 		modes: map[keyspec.Spec]map[keyspec.WrappingAlgorithm]wrapMode{},
 		why:   map[keyspec.Spec]map[keyspec.WrappingAlgorithm]string{},
 	}
-	err = h.withSession(ctx, func(s session) error {
-		mechs, err := s.mechanisms()
-		if err != nil {
-			return err
-		}
-		res.caps = res.caps[:0]
-		for _, spec := range keyspec.All() {
-			c, err := s.probeSpec(spec, mechs, priv, res)
-			if err != nil {
-				return err
-			}
-			res.caps = append(res.caps, c)
-		}
-		return nil
+	var mechs map[uint]pkcs11.MechanismInfo
+	err = h.withSession(ctx, func(s session) (err error) {
+		mechs, err = s.mechanisms()
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	// One session (and one recovery budget) per key spec, and a few tries
+	// on session or device loss: a transient HSM fault during the dozens of
+	// trial wraps must not leave the agent without capabilities.
+	for _, spec := range keyspec.All() {
+		var c Capability
+		for try := 1; ; try++ {
+			err = h.withSession(ctx, func(s session) (err error) {
+				c, err = s.probeSpec(spec, mechs, priv, res)
+				return err
+			})
+			if err == nil || !sessionLoss(err) || try == probeTries {
+				break
+			}
+			h.log.Warn("hsm probe interrupted; trying the key spec again", "key_spec", string(spec), "error", err.Error())
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.caps = append(res.caps, c)
 	}
 	h.probed = res
 	h.log.Info("hsm capabilities probed", "table", FormatCapabilities(res.caps))

@@ -294,3 +294,10 @@ func (h *HSM) InjectWrapFaultsForTest(seq ...FaultKind) (restore func()) {
 		h.p = real
 	}
 }
+
+// ResetProbeForTest forgets the cached capability probe.
+func (h *HSM) ResetProbeForTest() {
+	h.capMu.Lock()
+	defer h.capMu.Unlock()
+	h.probed = nil
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -56,6 +57,43 @@ func TestWrapSurvivesDeviceErrorMidWrapAndSessionLoss(t *testing.T) {
 					t.Fatalf("Wrap after the faults: %v", err)
 				}
 			})
+		}
+	})
+}
+
+// TestProbeSurvivesTransientFaults: the capability probe (dozens of trial
+// wraps at agent start) meets device errors and session losses, twice in a
+// row, and still reports exactly the capabilities of an undisturbed probe
+// (the soak found an agent that exited at start on one such fault).
+func TestProbeSurvivesTransientFaults(t *testing.T) {
+	ctx := context.Background()
+	forEachToken(t, func(t *testing.T, tok *token) {
+		base, err := tok.h.Capabilities(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok.h.ResetProbeForTest()
+		restore := tok.h.InjectWrapFaultsForTest(hsm.FaultDeviceErrorMidWrap, hsm.FaultSessionLoss, "", "", hsm.FaultSessionLoss, hsm.FaultDeviceErrorMidWrap, "", hsm.FaultDeviceErrorMidWrap)
+		got, err := tok.h.Capabilities(ctx)
+		restore()
+		if err != nil {
+			t.Fatalf("probe under faults: %v", err)
+		}
+		// What can be wrapped, how, under which keys (the notes on refused
+		// combinations quote byte counts of random trial keys).
+		summary := func(caps []hsm.Capability) string {
+			var b strings.Builder
+			for _, c := range caps {
+				fmt.Fprintf(&b, "%s %v %v %q", c.KeySpec, c.Algorithms, c.WrappingKeySpecs, c.Missing)
+				for _, a := range c.Algorithms {
+					fmt.Fprintf(&b, " %s=%s", a, c.Mechanisms[a])
+				}
+				b.WriteString("\n")
+			}
+			return b.String()
+		}
+		if a, b := summary(base), summary(got); a != b {
+			t.Fatalf("capabilities under faults differ:\n%s\nwant\n%s", b, a)
 		}
 	})
 }
