@@ -18,8 +18,8 @@ import (
 // answer is lost; the SDK's retry fails its own version condition. Advance
 // (plain and terminal, i.e. transactional) and Save see their own write and
 // succeed, and the stored job is the one written; so does StartJob (its
-// own job is Started, not a Duplicate left for the sweeper). A real concurrent change
-// is still ErrConflict and changes nothing.
+// own job is Started, not a Duplicate left for the sweeper). A real
+// concurrent change is still ErrConflict and changes nothing.
 func TestWriteWhoseAnswerWasLostSucceeds(t *testing.T) {
 	ctx := context.Background()
 	tables := dynamotest.Tables(t)
