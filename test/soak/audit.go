@@ -113,7 +113,7 @@ func (r *soakRun) waitOutDeadlines(ctx context.Context) {
 	}
 }
 
-var reasonNormaliser = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f-]{27,}|arn:aws:kms:[^ "]+|[0-9a-f]{16,}|\d+(\.\d+)?(ms|s)\b`)
+var reasonNormaliser = regexp.MustCompile(`\d{4}-\d\d-\d\dT[0-9:.]+Z|[0-9a-f]{8}-[0-9a-f-]{27,}|arn:aws:kms:[^ "]+|[0-9a-f]{16,}|\d+(\.\d+)?(ms|s)\b|after \d+ attempts`)
 
 // checkJobs: every job terminal; FAILED ones carry a reason.
 func (r *soakRun) checkJobs(ctx context.Context) {
