@@ -42,12 +42,22 @@ test-go:
 	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v '/test/soak$$')
 
 # Every fuzz target in the module, each for FUZZTIME (short in `make test`, long in `make fuzz`).
+# A run that ends in a bare "context deadline exceeded" with no failing input
+# written is Go's fuzz-coordinator race at the -fuzztime boundary
+# (golang/go#75804, fixed in Go 1.27), not a finding: it is reported and
+# the target runs once more. A real finding writes testdata/fuzz/<target>/
+# and fails the build.
 fuzz-short:
 	@grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+' $$(ls -d agent functions shared test 2>/dev/null) | sort | \
 	while IFS=: read -r file fn; do \
 	  f=$${fn#func }; pkg=./$$(dirname $$file); \
 	  echo "fuzz: $$pkg $$f ($(FUZZTIME))"; \
-	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5x $$pkg >/tmp/keyferry-fuzz.log 2>&1 || { cat /tmp/keyferry-fuzz.log; exit 1; }; \
+	  for try in 1 2; do \
+	    if $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5x $$pkg >/tmp/keyferry-fuzz.log 2>&1; then break; fi; \
+	    if [ $$try = 1 ] && grep -q 'context deadline exceeded' /tmp/keyferry-fuzz.log && ! grep -q 'Failing input written' /tmp/keyferry-fuzz.log; then \
+	      echo "  Go fuzz-coordinator deadline race (golang/go#75804), no failing input: running again"; continue; fi; \
+	    cat /tmp/keyferry-fuzz.log; exit 1; \
+	  done; \
 	  grep -E '^fuzz: elapsed' /tmp/keyferry-fuzz.log | tail -1 | sed 's/^/  /'; \
 	done
 
