@@ -61,23 +61,32 @@ func (r *soakRun) audit(ctx context.Context) {
 }
 
 // settle sweeps (as the scheduled keepalive Lambda does) until no job is
-// live, or until every retry a job can get has had its deadline.
+// live, or until every retry a job can get has had its deadline. Jobs whose
+// deadlines only a skewed clock can have set (further ahead than any step
+// of an unskewed one) are not waited for: waitOutDeadlines handles them.
 func (r *soakRun) settle(ctx context.Context) {
 	e := r.sb.Deps.Engine
-	deadline := time.Now().Add(time.Duration(e.MaxAttempts+2) * (e.RequestTTL + e.Skew + e.JobTimeout))
+	step := e.RequestTTL + e.Skew + e.JobTimeout
+	deadline := time.Now().Add(time.Duration(e.MaxAttempts+2) * step)
 	for {
 		_, _ = r.sb.Deps.Keepalive(ctx, nil)
-		live := 0
+		live, skewed := 0, 0
 		for _, st := range store.LiveStates() {
 			js, err := r.sb.Deps.Store.JobsInState(ctx, st, time.Now().Add(365*24*time.Hour))
-			if err == nil {
-				live += len(js)
+			if err != nil {
+				continue
+			}
+			live += len(js)
+			for _, j := range js {
+				if j.Deadline.After(time.Now().Add(step)) {
+					skewed++
+				}
 			}
 		}
 		if live == 0 || ctx.Err() != nil {
 			return
 		}
-		if time.Now().After(deadline) {
+		if skewed == live || time.Now().After(deadline) {
 			r.waitOutDeadlines(ctx)
 			return
 		}

@@ -22,7 +22,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg soak.Config
-	fs.DurationVar(&cfg.Duration, "duration", soak.DefaultDuration, "fault phase length (at most 10m)")
+	fs.DurationVar(&cfg.Duration, "duration", soak.DefaultDuration, "fault phase length (at most 8m; the audit follows)")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "fault schedule seed (0 = time based)")
 	fs.IntVar(&cfg.Rotations, "rotations", 0, "stop after this many rotation triggers (0 = until --duration)")
 	fs.IntVar(&cfg.Workers, "workers", 3, "concurrent rotation triggers")
