@@ -557,11 +557,7 @@ func (s *Server) verify(_ time.Time, body []byte) (any, *Error) {
 }
 
 func (s *Server) getPublicKey(_ time.Time, body []byte) (any, *Error) {
-	var req keyIDReq
-	if e := decode(body, &req); e != nil {
-		return nil, e
-	}
-	k, e := s.resolveKey(req.KeyId, true)
+	k, e := s.keyFromBody(body, true)
 	if e != nil {
 		return nil, e
 	}

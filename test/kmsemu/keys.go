@@ -490,12 +490,18 @@ type keyIDReq struct {
 	KeyId string
 }
 
-func (s *Server) describeKey(_ time.Time, body []byte) (any, *Error) {
+// keyFromBody decodes a request whose only member is KeyId and resolves
+// the key it names (aliases too when allowAlias).
+func (s *Server) keyFromBody(body []byte, allowAlias bool) (*key, *Error) {
 	var req keyIDReq
 	if e := decode(body, &req); e != nil {
 		return nil, e
 	}
-	k, e := s.resolveKey(req.KeyId, true)
+	return s.resolveKey(req.KeyId, allowAlias)
+}
+
+func (s *Server) describeKey(_ time.Time, body []byte) (any, *Error) {
+	k, e := s.keyFromBody(body, true)
 	if e != nil {
 		return nil, e
 	}
@@ -556,11 +562,7 @@ func (s *Server) listKeys(_ time.Time, body []byte) (any, *Error) {
 }
 
 func (s *Server) setEnabled(body []byte, enabled bool) (any, *Error) {
-	var req keyIDReq
-	if e := decode(body, &req); e != nil {
-		return nil, e
-	}
-	k, e := s.resolveKey(req.KeyId, false)
+	k, e := s.keyFromBody(body, false)
 	if e != nil {
 		return nil, e
 	}
@@ -603,11 +605,7 @@ func (s *Server) scheduleKeyDeletion(now time.Time, body []byte) (any, *Error) {
 }
 
 func (s *Server) cancelKeyDeletion(_ time.Time, body []byte) (any, *Error) {
-	var req keyIDReq
-	if e := decode(body, &req); e != nil {
-		return nil, e
-	}
-	k, e := s.resolveKey(req.KeyId, false)
+	k, e := s.keyFromBody(body, false)
 	if e != nil {
 		return nil, e
 	}

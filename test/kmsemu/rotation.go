@@ -14,11 +14,7 @@ func init() {
 // keys the new material must have been imported with ImportType
 // NEW_KEY_MATERIAL (PENDING_ROTATION); for AWS_KMS keys it is generated.
 func (s *Server) rotateKeyOnDemand(now time.Time, body []byte) (any, *Error) {
-	var req keyIDReq
-	if e := decode(body, &req); e != nil {
-		return nil, e
-	}
-	k, e := s.resolveKey(req.KeyId, false)
+	k, e := s.keyFromBody(body, false)
 	if e != nil {
 		return nil, e
 	}
@@ -144,11 +140,7 @@ func (s *Server) listKeyRotations(_ time.Time, body []byte) (any, *Error) {
 }
 
 func (s *Server) getKeyRotationStatus(_ time.Time, body []byte) (any, *Error) {
-	var req keyIDReq
-	if e := decode(body, &req); e != nil {
-		return nil, e
-	}
-	k, e := s.resolveKey(req.KeyId, false)
+	k, e := s.keyFromBody(body, false)
 	if e != nil {
 		return nil, e
 	}
