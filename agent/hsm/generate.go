@@ -69,10 +69,10 @@ func (h *HSM) Generate(ctx context.Context, label string, spec keyspec.Spec, opt
 	return &Key{Label: label, ID: KeyID(label), Spec: spec}, nil
 }
 
-// generate creates a key (token or session object) and returns the handle
-// of the secret or private key.
-func (s session) generate(info keyspec.Info, label string, token, sensitive, extractable bool) (pkcs11.ObjectHandle, error) {
-	common := []*pkcs11.Attribute{
+// secretTemplate is the part of every secret or private key's template
+// that keyferry sets the same way: storage, sensitivity, label and id.
+func secretTemplate(label string, token, sensitive, extractable bool) []*pkcs11.Attribute {
+	return []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, token),
 		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, sensitive),
@@ -80,27 +80,28 @@ func (s session) generate(info keyspec.Info, label string, token, sensitive, ext
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
 		pkcs11.NewAttribute(pkcs11.CKA_ID, KeyID(label)),
 	}
+}
+
+// generate creates a key (token or session object) and returns the handle
+// of the secret or private key.
+func (s session) generate(info keyspec.Info, label string, token, sensitive, extractable bool) (pkcs11.ObjectHandle, error) {
+	common := secretTemplate(label, token, sensitive, extractable)
 	switch info.Family {
-	case keyspec.FamilySymmetric:
+	case keyspec.FamilySymmetric, keyspec.FamilyHMAC:
+		keyType, use := uint(pkcs11.CKK_AES), []uint{pkcs11.CKA_ENCRYPT, pkcs11.CKA_DECRYPT}
+		if info.Family == keyspec.FamilyHMAC {
+			keyType, use = pkcs11.CKK_GENERIC_SECRET, []uint{pkcs11.CKA_SIGN, pkcs11.CKA_VERIFY}
+		}
 		t := append(common,
 			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, keyType),
 			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, info.KeyBytes),
-			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
-			pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
+			pkcs11.NewAttribute(use[0], true),
+			pkcs11.NewAttribute(use[1], true),
 		)
-		o, err := s.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, t)
-		return o, s.wrapMechErr("C_GenerateKey", pkcs11.CKM_AES_KEY_GEN, err)
-	case keyspec.FamilyHMAC:
-		t := append(common,
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
-			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, info.KeyBytes),
-			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
-			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
-		)
-		o, err := s.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, nil)}, t)
-		return o, s.wrapMechErr("C_GenerateKey", pkcs11.CKM_GENERIC_SECRET_KEY_GEN, err)
+		mech := keygenMechanism(info.Family)
+		o, err := s.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, t)
+		return o, s.wrapMechErr("C_GenerateKey", mech, err)
 	case keyspec.FamilyRSA:
 		pub := []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, token),
@@ -131,14 +132,7 @@ func (s session) generateEC(curve, label string, token, sensitive, extractable b
 		return 0, err
 	}
 	if common == nil {
-		common = []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, token),
-			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, sensitive),
-			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, extractable),
-			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
-			pkcs11.NewAttribute(pkcs11.CKA_ID, KeyID(label)),
-		}
+		common = secretTemplate(label, token, sensitive, extractable)
 	}
 	pub := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, token),
