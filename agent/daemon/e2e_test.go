@@ -22,12 +22,13 @@ import (
 	"github.com/keyferry/keyferry/shared/keyspec"
 	"github.com/keyferry/keyferry/shared/protocol"
 	"github.com/keyferry/keyferry/shared/wrapping"
+	"github.com/keyferry/keyferry/test/logsink"
 )
 
 // rawConn records every byte the agent sends.
 type rawConn struct {
 	net.Conn
-	rec *syncBuffer
+	rec *logsink.Buffer
 }
 
 func (c rawConn) Read(p []byte) (int, error) {
@@ -38,7 +39,7 @@ func (c rawConn) Read(p []byte) (int, error) {
 
 type rawListener struct {
 	net.Listener
-	rec *syncBuffer
+	rec *logsink.Buffer
 }
 
 func (l rawListener) Accept() (net.Conn, error) {
@@ -52,13 +53,13 @@ func (l rawListener) Accept() (net.Conn, error) {
 // cpServer is a loopback stand-in for API Gateway + control plane.
 type cpServer struct {
 	srv   *httptest.Server
-	raw   *syncBuffer
+	raw   *logsink.Buffer
 	mu    sync.Mutex
 	conns []*websocket.Conn
 	in    chan cpMsg
 	// wire holds every message the agent sent, unmasked, followed by its
 	// decoded payload.
-	wire *syncBuffer
+	wire *logsink.Buffer
 }
 
 type cpMsg struct {
@@ -68,7 +69,7 @@ type cpMsg struct {
 }
 
 func newCPServer(t *testing.T) *cpServer {
-	s := &cpServer{raw: &syncBuffer{}, in: make(chan cpMsg, 100), wire: &syncBuffer{}}
+	s := &cpServer{raw: &logsink.Buffer{}, in: make(chan cpMsg, 100), wire: &logsink.Buffer{}}
 	up := websocket.Upgrader{}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := up.Upgrade(w, r, nil)

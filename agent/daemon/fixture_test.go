@@ -22,6 +22,7 @@ import (
 	"github.com/keyferry/keyferry/agent/policy"
 	"github.com/keyferry/keyferry/shared/keyspec"
 	"github.com/keyferry/keyferry/shared/protocol"
+	"github.com/keyferry/keyferry/test/logsink"
 )
 
 // countingHSM passes every call to the real HSM and counts the calls that
@@ -99,33 +100,16 @@ type agent struct {
 	out       *sink
 	auditPath string
 	pinsPath  string
-	logs      *syncBuffer
+	logs      *logsink.Buffer
 	metrics   *metrics.Metrics
 	now       time.Time
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]byte{}, s.b.Bytes()...)
 }
 
 func newAgent(t *testing.T, mod func(*policy.Config)) *agent {
 	t.Helper()
 	wrappingKeys()
 	ctx := context.Background()
-	logs := &syncBuffer{}
+	logs := &logsink.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := hsmtest.SoftHSM(t)
 	cfg.Logger = logger

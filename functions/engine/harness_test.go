@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,6 +28,7 @@ import (
 	"github.com/keyferry/keyferry/shared/keyspec"
 	"github.com/keyferry/keyferry/shared/protocol"
 	"github.com/keyferry/keyferry/test/kmsemu"
+	"github.com/keyferry/keyferry/test/logsink"
 )
 
 const (
@@ -93,24 +92,6 @@ func kmsClient() *kms.Client {
 	})
 }
 
-// syncBuffer is a goroutine-safe log sink tests can search.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	t     *testing.T
 	ctx   context.Context
@@ -120,7 +101,7 @@ type harness struct {
 	loop  *agentpeer.Loopback
 	peer  *agentpeer.Peer
 	cfg   *groups.Config
-	logs  *syncBuffer
+	logs  *logsink.Buffer
 	conns map[string]*agentpeer.Peer
 }
 
@@ -176,7 +157,7 @@ func newHarness(t *testing.T, groupsYAML string) *harness {
 	if err != nil {
 		t.Fatalf("groups: %v\n%s", err, y.String())
 	}
-	logs := &syncBuffer{}
+	logs := &logsink.Buffer{}
 	st := store.New(dynamotest.Client(t), dynamotest.Tables(t))
 	loop := agentpeer.NewLoopback()
 	eng := &engine.Engine{

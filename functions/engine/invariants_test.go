@@ -11,6 +11,7 @@ import (
 	"github.com/keyferry/keyferry/functions/metrics"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/protocol"
+	"github.com/keyferry/keyferry/test/logsink"
 )
 
 // TestInvariant3ImportsOnlyBlobsSignedByRegisteredAgent: a wrap_result with
@@ -177,7 +178,7 @@ func TestAgentRefusalFailsJobWithReason(t *testing.T) {
 func TestMetricsEmitted(t *testing.T) {
 	g := uniq("emf")
 	h := newHarness(t, symGroup(g, "alias-swap"))
-	var buf syncBuffer
+	var buf logsink.Buffer
 	h.eng.Metrics = &metrics.Emitter{W: &buf}
 	h.requireState(h.rotate(g, "t"), store.StateSucceeded)
 	for _, m := range []string{metrics.RotationsSucceeded, metrics.RotationLatency} {

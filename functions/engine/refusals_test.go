@@ -11,6 +11,7 @@ import (
 	"github.com/keyferry/keyferry/functions/metrics"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/protocol"
+	"github.com/keyferry/keyferry/test/logsink"
 )
 
 // emfRecords parses the EMF lines in s that carry metric name.
@@ -37,7 +38,7 @@ func emfRecords(t *testing.T, s, name string) []map[string]any {
 func TestWrapRefusalsMetric(t *testing.T) {
 	g := uniq("refmetric")
 	h := newHarness(t, symGroup(g, "alias-swap"))
-	var buf syncBuffer
+	var buf logsink.Buffer
 	h.eng.Metrics = &metrics.Emitter{W: &buf}
 	j, _, err := h.eng.Start(h.ctx, engineTrigger(g, "t"))
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/gorilla/websocket"
+
+	"github.com/keyferry/keyferry/test/logsink"
 )
 
 func TestRouteSelectionEndToEnd(t *testing.T) {
@@ -203,7 +205,7 @@ func TestIdleTimeoutAndMaxAge(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs logsink.Buffer
 			emu := startEmu(t, func(o *Options) {
 				o.IdleTimeout, o.MaxAge = tc.idle, tc.maxAge
 				o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))

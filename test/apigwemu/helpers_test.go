@@ -1,7 +1,6 @@
 package apigwemu
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -133,22 +132,4 @@ func readClose(t *testing.T, c *websocket.Conn) *websocket.CloseError {
 		}
 		t.Fatalf("read ended without a close frame: %v", err)
 	}
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

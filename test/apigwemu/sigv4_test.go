@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/keyferry/keyferry/test/logsink"
 )
 
 func TestPresignAcceptedWithSDKSigner(t *testing.T) {
@@ -82,7 +84,7 @@ func TestConnectRefusals(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs logsink.Buffer
 			emu := startEmu(t, func(o *Options) {
 				o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 				if tc.mutate != nil {

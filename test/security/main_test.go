@@ -13,6 +13,7 @@ import (
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/protocol"
 	"github.com/keyferry/keyferry/test/apigwemu"
+	"github.com/keyferry/keyferry/test/logsink"
 	"github.com/keyferry/keyferry/test/sandbox"
 )
 
@@ -20,7 +21,7 @@ import (
 var (
 	sb       *sandbox.Sandbox
 	tee      = &wireTee{}
-	gwLog    = &syncBuffer{}
+	gwLog    = &logsink.Buffer{}
 	firstRun map[string]*store.Job
 )
 
@@ -69,23 +70,6 @@ func (w *wireTee) find(dir apigwemu.Direction, needle string) [][]byte {
 		}
 	}
 	return out
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestMain(m *testing.M) {
