@@ -6,9 +6,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"github.com/keyferry/keyferry/functions/internal/dynamotest"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/test/ddbfault"
@@ -34,11 +31,7 @@ func TestWriteWhoseAnswerWasLostSucceeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	db := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(p.URL()),
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}, nil
-		})})
-	s := store.New(db, tables)
+	s := store.New(dynamotest.ClientAt(p.URL()), tables)
 	drop.Store(true)
 	j, o, err := s.StartJob(ctx, job("g1", "lost-1"), 0)
 	if err != nil || o != store.Started || drop.Load() {

@@ -50,9 +50,15 @@ func Client(t testing.TB) *dynamodb.Client {
 	if endpoint == "" {
 		t.Fatal("dynamotest: moto_server not started; call dynamotest.Main from TestMain")
 	}
+	return ClientAt(endpoint)
+}
+
+// ClientAt returns a DynamoDB client for url (moto_server, or a fault
+// proxy in front of it) with the test credentials.
+func ClientAt(url string) *dynamodb.Client {
 	return dynamodb.New(dynamodb.Options{
 		Region:       "us-east-1",
-		BaseEndpoint: aws.String(endpoint),
+		BaseEndpoint: aws.String(url),
 		Credentials: aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}, nil
 		})),
