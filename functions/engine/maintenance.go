@@ -15,6 +15,10 @@ import (
 	"github.com/keyferry/keyferry/shared/keyspec"
 )
 
+// FailedCleanupWindow is how long after a job failed the sweeper keeps
+// retrying its cleanup (key material deleted, key deletion scheduled).
+const FailedCleanupWindow = 30 * 24 * time.Hour
+
 // DefaultReimportMargin applies when a group with expiring material sets none.
 const DefaultReimportMargin = 7 * 24 * time.Hour
 
@@ -136,7 +140,10 @@ func (e *Engine) Sweep(ctx context.Context) (retried, failed int, err error) {
 			}
 		}
 	}
-	failedJobs, err := e.Store.JobsInState(ctx, store.StateFailed, now.Add(e.jobTimeout()))
+	// Failed jobs of the last FailedCleanupWindow only: older ones had every
+	// sweep of a month to clean up (the key deletion window is 7 days), and
+	// a sweep must not cost a KMS call per failed job of all time.
+	failedJobs, err := e.Store.JobsInStateBetween(ctx, store.StateFailed, now.Add(-FailedCleanupWindow), now.Add(e.jobTimeout()))
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -262,16 +262,23 @@ func (s *Store) Save(ctx context.Context, j *Job) error {
 
 // JobsInState lists jobs in state st whose deadline is before (or at) before.
 func (s *Store) JobsInState(ctx context.Context, st State, before time.Time) ([]*Job, error) {
+	return s.JobsInStateBetween(ctx, st, time.Unix(0, 0), before)
+}
+
+// JobsInStateBetween lists jobs in state st whose deadline lies in
+// [since, before] (a key condition on the by-state index: jobs outside the
+// window are not read at all).
+func (s *Store) JobsInStateBetween(ctx context.Context, st State, since, before time.Time) ([]*Job, error) {
 	var out []*Job
 	var start map[string]types.AttributeValue
 	for {
 		res, err := s.db.Query(ctx, &dynamodb.QueryInput{
 			TableName:                aws.String(s.tables.Jobs),
 			IndexName:                aws.String(IndexByState),
-			KeyConditionExpression:   aws.String("#s = :s AND deadline <= :d"),
+			KeyConditionExpression:   aws.String("#s = :s AND deadline BETWEEN :a AND :d"),
 			ExpressionAttributeNames: map[string]string{"#s": "state"},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":s": sAttr(string(st)), ":d": nAttr(before.Unix()),
+				":s": sAttr(string(st)), ":a": nAttr(since.Unix()), ":d": nAttr(before.Unix()),
 			},
 			ExclusiveStartKey: start,
 		})

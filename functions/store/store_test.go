@@ -168,6 +168,14 @@ func TestJobByRequestAndState(t *testing.T) {
 	if len(early) != 0 {
 		t.Fatalf("job before its deadline listed as overdue")
 	}
+	// The window's lower bound: the job's deadline (an hour ahead) is
+	// inside [now, now+2h] and outside [now+90min, now+2h].
+	if in, err := s.JobsInStateBetween(ctx, store.StateRequested, time.Now(), time.Now().Add(2*time.Hour)); err != nil || len(in) != 1 {
+		t.Fatalf("jobs in window: %d %v, want 1", len(in), err)
+	}
+	if out, _ := s.JobsInStateBetween(ctx, store.StateRequested, time.Now().Add(90*time.Minute), time.Now().Add(2*time.Hour)); len(out) != 0 {
+		t.Fatalf("job with an earlier deadline listed in a later window")
+	}
 }
 
 func TestGenerationsAndConnections(t *testing.T) {
