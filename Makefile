@@ -11,7 +11,7 @@ LAMBDA_DIR := build/lambda
 AGENT_BIN  := build/keyferry-agent
 # Lambda functions: one main per directory under functions/cmd.
 FUNCTIONS := $(notdir $(patsubst %/,%,$(wildcard functions/cmd/*/)))
-APT_PACKAGES := softhsm2 opensc opencryptoki openssl
+APT_PACKAGES := softhsm2 opensc opencryptoki openssl libnss3 libnss3-tools p11-kit
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: help deps test test-go fuzz-short fuzz sandbox bench synth build build-agent build-lambdas fmt vet soak soak-short
