@@ -36,6 +36,7 @@ const (
 	EnvConnectionsTbl = "KEYFERRY_CONNECTIONS_TABLE"
 	EnvTriggersTable  = "KEYFERRY_TRIGGERS_TABLE"
 	EnvGroupsTable    = "KEYFERRY_GROUPS_TABLE"
+	EnvPacingTable    = "KEYFERRY_PACING_TABLE" // the account-wide KMS pacer's ledger
 	EnvGroupsFile     = "KEYFERRY_GROUPS_FILE"    // default key-groups.yaml next to bootstrap
 	EnvWSEndpoint     = "KEYFERRY_WS_ENDPOINT"    // https://{api}.execute-api.{region}.amazonaws.com/{stage}
 	EnvSigningKey     = "KEYFERRY_SIGNING_KEY_ID" // key id/ARN/alias of the control-plane signing key
@@ -86,7 +87,7 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		Tables: store.Tables{
 			Jobs: or(EnvJobsTable, t.Jobs), Generations: or(EnvGenerationsTbl, t.Generations),
 			Connections: or(EnvConnectionsTbl, t.Connections), Triggers: or(EnvTriggersTable, t.Triggers),
-			Groups: or(EnvGroupsTable, t.Groups),
+			Groups: or(EnvGroupsTable, t.Groups), Pacing: or(EnvPacingTable, t.Pacing),
 		},
 		GroupsFile:   or(EnvGroupsFile, defaultGroupsFile()),
 		WSEndpoint:   getenv(EnvWSEndpoint),

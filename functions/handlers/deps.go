@@ -65,6 +65,9 @@ func FromEnv(ctx context.Context) (*Deps, error) {
 		Pacer: pacer.New(s.QuotaFraction, s.QuotaScale), Metrics: m, Log: log,
 		RequestTTL: s.RequestTTL, JobTimeout: s.JobTimeout, MaxAttempts: s.MaxAttempts,
 	}
+	// KMS quotas are per account-region, shared by every instance of every
+	// function: the small ones are paced through the DynamoDB ledger.
+	eng.Pacer.Ledger = &pacer.Ledger{DB: clients.DynamoDB, Table: s.Tables.Pacing}
 	if s.RotateFunctionARN != "" {
 		eng.CloudWatch, eng.AlarmAction = clients.CloudWatch, s.RotateFunctionARN
 	} else {

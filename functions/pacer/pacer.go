@@ -1,13 +1,16 @@
 // Package pacer keeps the control plane's KMS calls below the per-account,
-// per-region request quotas: one token bucket per (account-region,
-// operation) at a fraction of the published quota, and ThrottlingException
-// treated as back-pressure (the bucket slows down and the call is retried
-// after a jittered pause) instead of an error.
+// per-region request quotas, and treats ThrottlingException as back-pressure
+// (the bucket slows down and the call is retried after a jittered pause)
+// instead of an error.
 //
-// The limiter is shared by every goroutine of a process; Lambda instances
-// each run their own, so Fraction should leave room for concurrency (the
-// rotate function is deployed with reserved concurrency 1 per
-// account-region, which makes this limiter the account-wide one).
+// The quotas are account-wide while Lambda instances share no memory, so
+// the operations with small quotas (every mutating call keyferry makes:
+// GetParametersForImport at 1/s, CreateKey, ImportKeyMaterial,
+// UpdateAlias, RotateKeyOnDemand, ...) are paced by the Ledger, a GCRA
+// bucket in DynamoDB that every instance of every function shares. The
+// operations with quotas in the thousands (DescribeKey, Encrypt, Sign...)
+// are paced per instance, where a token bucket in memory is enough: a
+// function's concurrency times its rate stays far below them.
 package pacer
 
 import (
@@ -46,6 +49,14 @@ var Quotas = map[string]float64{
 	"GenerateMac":               500,
 }
 
+// SharedQuotaMax: operations whose quota (requests/s) is at most this are
+// paced account-wide by the Ledger.
+const SharedQuotaMax = 100
+
+// DeadlineMargin is kept free before a caller's context deadline: a slot
+// later than that is refused (*PacedOutError) rather than waited for.
+const DeadlineMargin = 3 * time.Second
+
 // ErrGaveUp wraps the last ThrottlingException when MaxThrottleRetries ran out.
 var ErrGaveUp = errors.New("pacer: still throttled after retries")
 
@@ -57,6 +68,13 @@ type Pacer struct {
 	Scale float64
 	// MaxThrottleRetries bounds retries of throttled calls (default 8).
 	MaxThrottleRetries int
+	// Ledger, when set, paces the operations whose quota is at most
+	// SharedQuotaMax account-wide (DynamoDB); nil paces them per instance.
+	Ledger *Ledger
+	// MaxWait bounds how long a call waits for its account-wide slot when
+	// its context has no deadline (default 20 s). With a deadline, the
+	// slot must come DeadlineMargin before it.
+	MaxWait time.Duration
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -82,19 +100,9 @@ func (p *Pacer) limiter(scope, op string) *rate.Limiter {
 	k := scope + "|" + op
 	l, ok := p.limiters[k]
 	if !ok {
-		q, known := Quotas[op]
-		if !known {
-			q = 5
-		}
-		f, s := p.Fraction, p.Scale
-		if f <= 0 {
-			f = 0.8
-		}
-		if s <= 0 {
-			s = 1
-		}
-		burst := max(1, int(q*f*s/4))
-		l = rate.NewLimiter(rate.Limit(q*f*s), burst)
+		r := p.rate(op)
+		burst := max(1, int(r/4))
+		l = rate.NewLimiter(rate.Limit(r), burst)
 		p.limiters[k] = l
 		p.base[k] = l.Limit()
 	}
@@ -115,27 +123,41 @@ func IsThrottle(err error) bool {
 }
 
 // Do waits for a token of op in scope (an "account/region" string), calls f,
-// and on ThrottlingException halves the bucket's rate for a while and
-// retries after a jittered pause.
+// and on ThrottlingException slows the bucket down and retries after a
+// jittered pause. With a Ledger, ops with small quotas take their token
+// from the account-wide bucket; a *PacedOutError means the account's queue
+// for op reaches past ctx's deadline (nothing was called; try later).
 func (p *Pacer) Do(ctx context.Context, scope, op string, f func(context.Context) error) error {
 	if p == nil {
 		return f(ctx)
 	}
-	l := p.limiter(scope, op)
+	shared := p.Ledger != nil && p.quota(op) <= SharedQuotaMax
+	var l *rate.Limiter
+	if !shared {
+		l = p.limiter(scope, op)
+	}
 	maxRetries := p.MaxThrottleRetries
 	if maxRetries <= 0 {
 		maxRetries = 8
 	}
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		if err := l.Wait(ctx); err != nil {
+		if shared {
+			if err := p.waitShared(ctx, scope, op); err != nil {
+				return err
+			}
+		} else if err := l.Wait(ctx); err != nil {
 			return fmt.Errorf("pacer %s: %w", op, err)
 		}
 		err := f(ctx)
 		if !IsThrottle(err) {
 			return err
 		}
-		p.backPressure(scope+"|"+op, l)
+		if shared {
+			p.sharedBackPressure(ctx, scope, op)
+		} else {
+			p.backPressure(scope+"|"+op, l)
+		}
 		if attempt >= maxRetries {
 			return fmt.Errorf("%w: %s: %w", ErrGaveUp, op, err)
 		}
@@ -149,6 +171,71 @@ func (p *Pacer) Do(ctx context.Context, scope, op string, f func(context.Context
 		case <-time.After(pause):
 		}
 	}
+}
+
+// rate returns op's paced rate in requests per second.
+func (p *Pacer) rate(op string) float64 {
+	f, s := p.Fraction, p.Scale
+	if f <= 0 {
+		f = 0.8
+	}
+	if s <= 0 {
+		s = 1
+	}
+	return p.quota(op) * f * s
+}
+
+func (p *Pacer) quota(op string) float64 {
+	if q, ok := Quotas[op]; ok {
+		return q
+	}
+	return 5
+}
+
+func (p *Pacer) interval(op string) time.Duration {
+	return time.Duration(float64(time.Second) / p.rate(op))
+}
+
+// latest is the latest account-wide slot a caller with ctx can use.
+func (p *Pacer) latest(ctx context.Context) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl.Add(-DeadlineMargin)
+	}
+	w := p.MaxWait
+	if w <= 0 {
+		w = 20 * time.Second
+	}
+	return p.Ledger.now().Add(w)
+}
+
+// waitShared takes op's next account-wide slot and sleeps until it.
+func (p *Pacer) waitShared(ctx context.Context, scope, op string) error {
+	slot, err := p.Ledger.reserve(ctx, scope+"|"+op, op, p.interval(op), p.latest(ctx))
+	if err != nil {
+		return err
+	}
+	if d := slot.Sub(p.Ledger.now()); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pacer %s: %w", op, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// sharedBackPressure: a throttle seen by any instance costs the account
+// two slots of op, so every instance slows down, not only this one.
+func (p *Pacer) sharedBackPressure(ctx context.Context, scope, op string) {
+	p.mu.Lock()
+	if p.throttle == nil {
+		p.throttle = map[string]int{}
+	}
+	p.throttle[scope+"|"+op]++
+	p.mu.Unlock()
+	_, _ = p.Ledger.reserve(ctx, scope+"|"+op, op, 2*p.interval(op), p.latest(ctx))
 }
 
 // backPressure halves the bucket's rate at most once a second (concurrent

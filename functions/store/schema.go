@@ -4,11 +4,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/keyferry/keyferry/functions/pacer"
 )
 
-// Tables names the five tables of the store.
+// Tables names the tables of the store, and the pacing table of the
+// account-wide KMS pacer (functions/pacer.Ledger).
 type Tables struct {
-	Jobs, Generations, Connections, Triggers, Groups string
+	Jobs, Generations, Connections, Triggers, Groups, Pacing string
 }
 
 // TablesWithPrefix returns the default table names under prefix.
@@ -19,6 +22,7 @@ func TablesWithPrefix(prefix string) Tables {
 		Connections: prefix + "connections",
 		Triggers:    prefix + "triggers",
 		Groups:      prefix + "groups",
+		Pacing:      prefix + "pacing",
 	}
 }
 
@@ -89,6 +93,12 @@ func TableSchemas(t Tables) []dynamodb.CreateTableInput {
 			BillingMode:          od,
 			AttributeDefinitions: []types.AttributeDefinition{attr("group", types.ScalarAttributeTypeS)},
 			KeySchema:            []types.KeySchemaElement{key("group", types.KeyTypeHash)},
+		},
+		{
+			TableName:            aws.String(t.Pacing),
+			BillingMode:          od,
+			AttributeDefinitions: []types.AttributeDefinition{attr(pacer.LedgerKey, types.ScalarAttributeTypeS)},
+			KeySchema:            []types.KeySchemaElement{key(pacer.LedgerKey, types.KeyTypeHash)},
 		},
 	}
 }

@@ -20,6 +20,7 @@ func environment(cp *ControlPlane, t store.Tables, p *Props) map[string]*string 
 		awsconfig.EnvConnectionsTbl: cp.Tables[t.Connections].TableName(),
 		awsconfig.EnvTriggersTable:  cp.Tables[t.Triggers].TableName(),
 		awsconfig.EnvGroupsTable:    cp.Tables[t.Groups].TableName(),
+		awsconfig.EnvPacingTable:    cp.Tables[t.Pacing].TableName(),
 		awsconfig.EnvGroupsFile:     jsii.String(GroupsFileName),
 		awsconfig.EnvSigningKey:     cp.SigningKey.KeyArn(),
 		awsconfig.EnvWSEndpoint:     cp.stageHTTPS,

@@ -33,7 +33,7 @@ func grantData(cp *ControlPlane, t store.Tables) {
 	rw(FnConnect, t.Connections)
 	rw(FnDisconnect, t.Connections)
 	for _, fn := range engineFunctions {
-		rw(fn, t.Jobs, t.Generations, t.Connections, t.Triggers, t.Groups)
+		rw(fn, t.Jobs, t.Generations, t.Connections, t.Triggers, t.Groups, t.Pacing)
 	}
 	// Functions that talk to agents post through @connections.
 	manage := fmt.Sprintf("arn:%s:execute-api:%s:%s:%s/%s/POST/@connections/*",

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/keyferry/keyferry/functions/pacer"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/groups"
 )
@@ -151,6 +152,8 @@ func ttlAttribute(t store.Tables, name string) string {
 	switch name {
 	case t.Triggers:
 		return TTLAttribute
+	case t.Pacing:
+		return pacer.LedgerTTL
 	}
 	return ""
 }
