@@ -2,6 +2,8 @@ package stack
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -334,4 +336,92 @@ func TestOutputsPresent(t *testing.T) {
 			t.Fatalf("signing key %v", k)
 		}
 	}
+}
+
+// TestFleetCreatedTogetherDoesNotFireTogether: 120 groups deployed together
+// with one schedule expression. Scheduler fires a schedule with a flexible
+// time window at a random time within the window after it falls due (and
+// one with the window OFF exactly at its due time), so the template's
+// windows decide how many rotations start in the busiest minute. With the
+// default window no minute holds more than a small share of the fleet;
+// with windows off (the template before this test) all 120 start in the
+// same minute and queue on the 1/s GetParametersForImport quota. (120: each
+// group adds a schedule and two alarms to the stack, and CloudFormation
+// refuses a stack of more than 500 resources.)
+func TestFleetCreatedTogetherDoesNotFireTogether(t *testing.T) {
+	cfg, err := groups.Load(sampleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := cfg.Groups[0]
+	const fleet = 120
+	cfg.Groups = nil
+	for i := range fleet {
+		g := base
+		g.Name = fmt.Sprintf("fleet-%03d", i)
+		g.Alias = "alias/" + g.Name
+		g.Schedule = "cron(0 3 1 * ? *)"
+		g.ScheduleWindow = "" // the default
+		cfg.Groups = append(cfg.Groups, g)
+	}
+	assets := t.TempDir()
+	for _, fn := range Functions {
+		os.MkdirAll(filepath.Join(assets, fn), 0o755)
+		os.WriteFile(filepath.Join(assets, fn, "bootstrap"), []byte("placeholder"), 0o755)
+	}
+	app := awscdk.NewApp(nil)
+	tgt := cfg.Targets()[0]
+	cp := NewControlPlane(app, "fleet", &Props{
+		StackProps: awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String(tgt.Account), Region: jsii.String(tgt.Region)}},
+		Config:     cfg, GroupsFile: sampleFile, Target: tgt, LambdaAssets: assets,
+	})
+	var tpl struct {
+		Resources map[string]struct {
+			Type       string
+			Properties struct {
+				FlexibleTimeWindow struct {
+					Mode                   string
+					MaximumWindowInMinutes float64
+				}
+				Target struct{ Input string }
+			}
+		}
+	}
+	b, _ := json.Marshal(assertions.Template_FromStack(cp.Stack, nil).ToJSON())
+	if err := json.Unmarshal(b, &tpl); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	perMinute := map[int]int{}
+	n := 0
+	for id, r := range tpl.Resources {
+		if r.Type != "AWS::Scheduler::Schedule" || !strings.Contains(r.Properties.Target.Input, `"schedule"`) {
+			continue
+		}
+		n++
+		w := r.Properties.FlexibleTimeWindow
+		offset := 0.0 // minutes after the due time
+		switch w.Mode {
+		case "OFF":
+		case "FLEXIBLE":
+			if w.MaximumWindowInMinutes < 15 {
+				t.Errorf("%s: window %v min", id, w.MaximumWindowInMinutes)
+			}
+			offset = rng.Float64() * w.MaximumWindowInMinutes
+		default:
+			t.Fatalf("%s: FlexibleTimeWindow mode %q", id, w.Mode)
+		}
+		perMinute[int(offset)]++
+	}
+	if n != fleet {
+		t.Fatalf("%d group schedules, want %d", n, fleet)
+	}
+	busiest := 0
+	for _, c := range perMinute {
+		busiest = max(busiest, c)
+	}
+	if limit := fleet / 10; busiest > limit {
+		t.Fatalf("%d of %d rotations start in the busiest minute, want at most %d (10%%): schedules created together fire together", busiest, fleet, limit)
+	}
+	t.Logf("%d schedules over %d minutes, busiest minute %d", n, len(perMinute), busiest)
 }

@@ -27,9 +27,17 @@ func newTriggers(st awscdk.Stack, cp *ControlPlane, gs []groups.Group) {
 		if tz == "" {
 			tz = groups.DefaultTimezone
 		}
+		// A flexible window (default on) lets Scheduler spread each
+		// invocation over the group's window, so groups created together
+		// do not rotate together (and queue on the 1/s GetParametersForImport quota).
+		window := awsscheduler.TimeWindow_Off()
+		if w := g.FlexibleWindow(); w > 0 {
+			window = awsscheduler.TimeWindow_Flexible(awscdk.Duration_Minutes(jsii.Number(w.Minutes())))
+		}
 		awsscheduler.NewSchedule(st, jsii.String("Schedule-"+g.Name), &awsscheduler.ScheduleProps{
 			Description: jsii.String("keyferry rotation of group " + g.Name),
 			Schedule:    awsscheduler.ScheduleExpression_Expression(jsii.String(g.Schedule), awscdk.TimeZone_Of(jsii.String(tz))),
+			TimeWindow:  window,
 			Target: awsschedulertargets.NewLambdaInvoke(rotate, &awsschedulertargets.ScheduleTargetBaseProps{
 				Input:           awsscheduler.ScheduleTargetInput_FromObject(map[string]any{"group": g.Name, "trigger": "schedule"}),
 				RetryAttempts:   jsii.Number(3),

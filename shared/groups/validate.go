@@ -229,6 +229,11 @@ func (v *groupValidator) run(pools map[string]bool, policies *policyReader) {
 	} else if err := CheckTimezone(g.ScheduleTimezone); err != nil {
 		v.addf("schedule_timezone", "%v", err)
 	}
+	if g.ScheduleWindow == "" {
+		g.ScheduleWindow = DefaultScheduleWindow
+	} else if _, err := ParseScheduleWindow(g.ScheduleWindow); err != nil {
+		v.addf("schedule_window", "%v", err)
+	}
 
 	if err := CheckAlias(g.Alias); err != nil {
 		v.addf("alias", "%v", err)

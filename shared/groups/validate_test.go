@@ -53,7 +53,7 @@ func TestValidateGroupFields(t *testing.T) {
 		{name: "base is valid", mut: func(doc, g m) {}, check: func(t *testing.T, c *Config) {
 			g := c.Groups[0]
 			want := Group{Name: "g0", KeySpec: keyspec.SymmetricDefault, KeyUsage: keyspec.EncryptDecrypt, Mode: ModeAliasSwap,
-				Schedule: "rate(30 days)", ScheduleTimezone: "UTC", Alias: "alias/g0", PolicyFile: "policies/default.json",
+				Schedule: "rate(30 days)", ScheduleTimezone: "UTC", ScheduleWindow: DefaultScheduleWindow, Alias: "alias/g0", PolicyFile: "policies/default.json",
 				Account: "111122223333", Region: "us-east-1", MaterialExpiration: Expiration{Never: true}, PreviousKey: PreviousKeep,
 				HSMPool: "pool-a", Wrapping: Wrapping{Algorithm: AutoAlgorithm, KeySpec: AutoKeySpec}}
 			if fmt.Sprintf("%+v", g) != fmt.Sprintf("%+v", want) {
