@@ -28,12 +28,8 @@ const DefaultSigningKeyAlias = "alias/keyferry-control-plane"
 // Built-in defaults, applied (visibly) into the returned Config.
 const (
 	DefaultTimezone          = "UTC"
-	// DefaultScheduleWindow is how far EventBridge Scheduler may spread a
-	// group's rotations after their due time (FlexibleTimeWindow), so that
-	// groups deployed together do not rotate together.
-	DefaultScheduleWindow = "1h"
-	// MaxScheduleWindow is Scheduler's MaximumWindowInMinutes bound.
-	MaxScheduleWindow = 1440 * time.Minute
+	DefaultScheduleWindow    = "1h"               // Scheduler spreads each rotation over this much after its due time
+	MaxScheduleWindow        = 1440 * time.Minute // Scheduler's MaximumWindowInMinutes bound
 	DefaultRotationCap       = 10
 	DefaultReimportMargin    = 7 * 24 * time.Hour
 	DefaultAlarmCooldown     = time.Hour
@@ -117,10 +113,7 @@ type Group struct {
 	Mode               Mode              `yaml:"mode,omitempty"`
 	Schedule           string            `yaml:"schedule,omitempty"`
 	ScheduleTimezone   string            `yaml:"schedule_timezone,omitempty"`
-	// ScheduleWindow is "off" or a whole number of minutes from 1m to 24h
-	// (default DefaultScheduleWindow): Scheduler fires each rotation at a
-	// random time within that window after it falls due.
-	ScheduleWindow string `yaml:"schedule_window,omitempty"`
+	ScheduleWindow     string            `yaml:"schedule_window,omitempty"` // "off" or 1m-24h (ParseScheduleWindow)
 	Alias              string            `yaml:"alias,omitempty"`
 	Description        string            `yaml:"description,omitempty"`
 	UserTags           map[string]string `yaml:"tags,omitempty"`
