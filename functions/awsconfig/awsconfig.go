@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
@@ -36,7 +37,7 @@ const (
 	EnvConnectionsTbl = "KEYFERRY_CONNECTIONS_TABLE"
 	EnvTriggersTable  = "KEYFERRY_TRIGGERS_TABLE"
 	EnvGroupsTable    = "KEYFERRY_GROUPS_TABLE"
-	EnvPacingTable    = "KEYFERRY_PACING_TABLE" // the account-wide KMS pacer's ledger
+	EnvPacingTable    = "KEYFERRY_PACING_TABLE"   // the account-wide KMS pacer's ledger
 	EnvGroupsFile     = "KEYFERRY_GROUPS_FILE"    // default key-groups.yaml next to bootstrap
 	EnvWSEndpoint     = "KEYFERRY_WS_ENDPOINT"    // https://{api}.execute-api.{region}.amazonaws.com/{stage}
 	EnvSigningKey     = "KEYFERRY_SIGNING_KEY_ID" // key id/ARN/alias of the control-plane signing key
@@ -53,6 +54,10 @@ const (
 	// engine's KMS calls on the groups' keys use it (the control-plane
 	// signing key stays under the function's own role).
 	EnvAssumeRoleARN = "KEYFERRY_ASSUME_ROLE_ARN"
+	// EnvJobQueueURL is the SQS queue the worker function consumes: when
+	// set, routes and triggers hand jobs on to it instead of running them
+	// inline (functions/jobqueue).
+	EnvJobQueueURL = "KEYFERRY_JOB_QUEUE_URL"
 )
 
 // Settings are the control plane's environment settings.
@@ -70,6 +75,8 @@ type Settings struct {
 	RotateFunctionARN string
 	// AssumeRoleARN is the target-account role for KMS key operations.
 	AssumeRoleARN string
+	// JobQueueURL is the worker's job queue (empty: jobs run inline).
+	JobQueueURL string
 }
 
 // FromEnv reads Settings from getenv (os.Getenv in mains).
@@ -94,6 +101,7 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		SigningKeyID: or(EnvSigningKey, "alias/keyferry-control-plane"),
 
 		RotateFunctionARN: getenv(EnvRotateFunctionARN),
+		JobQueueURL:       getenv(EnvJobQueueURL),
 		AssumeRoleARN:     getenv(EnvAssumeRoleARN),
 	}
 	dur := func(k string, def time.Duration) time.Duration {
@@ -178,6 +186,7 @@ type Clients struct {
 	DynamoDB    *dynamodb.Client
 	Connections *apigatewaymanagementapi.Client
 	CloudWatch  *cloudwatch.Client
+	SQS         *sqs.Client
 }
 
 // Load builds the clients with config.LoadDefaultConfig and NewRetryer.
@@ -187,7 +196,7 @@ func Load(ctx context.Context, s Settings) (*Clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("awsconfig: load default config: %w", err)
 	}
-	c := &Clients{KMS: kms.NewFromConfig(cfg), SignerKMS: kms.NewFromConfig(cfg), DynamoDB: dynamodb.NewFromConfig(cfg), CloudWatch: cloudwatch.NewFromConfig(cfg)}
+	c := &Clients{KMS: kms.NewFromConfig(cfg), SignerKMS: kms.NewFromConfig(cfg), DynamoDB: dynamodb.NewFromConfig(cfg), CloudWatch: cloudwatch.NewFromConfig(cfg), SQS: sqs.NewFromConfig(cfg)}
 	if s.AssumeRoleARN != "" {
 		target := cfg.Copy()
 		target.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), s.AssumeRoleARN,

@@ -95,8 +95,8 @@ func (e *Engine) HandleHello(ctx context.Context, connID string, env *protocol.E
 }
 
 // HandleWrapResult verifies a wrap_result (registered agent signature, live
-// job awaiting exactly this request, nonce, key, spec and algorithm) and
-// runs the job on. Anything else is rejected with ErrRejected, logged, and
+// job awaiting exactly this request, nonce, key, spec and algorithm),
+// records it and hands the job on (runs it on without a Handoff). Anything else is rejected with ErrRejected, logged, and
 // changes nothing.
 func (e *Engine) HandleWrapResult(ctx context.Context, connID string, env *protocol.Envelope) (*store.Job, error) {
 	j, err := e.acceptWrapResult(ctx, connID, env)
@@ -109,7 +109,7 @@ func (e *Engine) HandleWrapResult(ctx context.Context, connID string, env *proto
 			return j, err
 		}
 	}
-	return j, e.Run(ctx, j)
+	return j, e.runOrHandOn(ctx, j)
 }
 
 func (e *Engine) acceptWrapResult(ctx context.Context, connID string, env *protocol.Envelope) (*store.Job, error) {
@@ -228,7 +228,7 @@ func (e *Engine) HandleAgentError(ctx context.Context, connID string, env *proto
 			if m.Code == protocol.CodeRateLimited {
 				return nil
 			}
-			return e.Run(ctx, j)
+			return e.runOrHandOn(ctx, j)
 		}
 		reason += fmt.Sprintf(" (after %d attempts)", j.Attempts+1)
 	}

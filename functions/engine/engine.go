@@ -83,6 +83,11 @@ type Engine struct {
 	// to complete inside one invocation (defaults 200ms and 20s).
 	RotationPoll, RotationWait time.Duration
 
+	// Handoff, when set, takes every job that a route, trigger or sweep
+	// would run on to the job queue: the worker function runs it (Work).
+	// Nil runs jobs inline in the caller's invocation (unit tests, tools).
+	Handoff Handoff
+
 	// AfterStep, when set (tests), is called after each committed
 	// transition; an error aborts the run there, simulating a crash.
 	AfterStep func(j *store.Job) error
@@ -204,7 +209,7 @@ func (e *Engine) Start(ctx context.Context, r TriggerRequest) (*store.Job, store
 	switch outcome {
 	case store.Started:
 		log.InfoContext(ctx, "job started", "kind", string(kind))
-		err = e.Run(ctx, j)
+		err = e.runOrHandOn(ctx, j)
 	case store.Skipped:
 		log.InfoContext(ctx, "trigger skipped", "reason", j.Reason)
 	case store.Duplicate:
@@ -224,11 +229,17 @@ func (e *Engine) Resume(ctx context.Context, jobID string) (*store.Job, error) {
 }
 
 // Run advances j until it waits for an agent (REQUESTED), ends, or hits a
-// transient error (left for a later event or the sweeper).
+// transient error (left for a later event or the sweeper). With a Handoff,
+// a run whose invocation is near its deadline hands the job on instead of
+// starting a step it may not finish.
 func (e *Engine) Run(ctx context.Context, j *store.Job) error {
 	for !j.State.Terminal() {
 		if j.State == store.StateRequested {
 			return nil
+		}
+		if e.Handoff != nil && nearDeadline(ctx) {
+			e.log().InfoContext(ctx, "invocation near its deadline: job handed on", "job", j.ID, "state", string(j.State))
+			return e.Handoff.HandOn(ctx, j.ID, 0)
 		}
 		g, err := e.group(j.Group)
 		if err != nil {

@@ -135,7 +135,7 @@ func (e *Engine) Sweep(ctx context.Context) (retried, failed int, err error) {
 				continue
 			}
 			retried++
-			if err := e.Run(ctx, j); err != nil {
+			if err := e.runOrHandOn(ctx, j); err != nil {
 				e.log().WarnContext(ctx, "sweeper retry did not finish", "job", j.ID, "error", err.Error())
 			}
 		}

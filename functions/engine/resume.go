@@ -59,7 +59,7 @@ func (e *Engine) resumeForAgent(ctx context.Context, c *store.Connection, pendin
 			continue
 		}
 		n++
-		if err := e.Run(ctx, j); err != nil && !errors.Is(err, ErrNoAgent) {
+		if err := e.runOrHandOn(ctx, j); err != nil && !errors.Is(err, ErrNoAgent) {
 			errs = append(errs, err)
 		}
 	}

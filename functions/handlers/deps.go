@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyferry/keyferry/functions/awsconfig"
 	"github.com/keyferry/keyferry/functions/engine"
+	"github.com/keyferry/keyferry/functions/jobqueue"
 	"github.com/keyferry/keyferry/functions/kmssign"
 	"github.com/keyferry/keyferry/functions/metrics"
 	"github.com/keyferry/keyferry/functions/pacer"
@@ -68,6 +69,9 @@ func FromEnv(ctx context.Context) (*Deps, error) {
 	// KMS quotas are per account-region, shared by every instance of every
 	// function: the small ones are paced through the DynamoDB ledger.
 	eng.Pacer.Ledger = &pacer.Ledger{DB: clients.DynamoDB, Table: s.Tables.Pacing}
+	if s.JobQueueURL != "" {
+		eng.Handoff = &jobqueue.Queue{SQS: clients.SQS, URL: s.JobQueueURL}
+	}
 	if s.RotateFunctionARN != "" {
 		eng.CloudWatch, eng.AlarmAction = clients.CloudWatch, s.RotateFunctionARN
 	} else {

@@ -37,16 +37,18 @@ const (
 	FnRotate       = "rotate"
 	FnKeepalive    = "keepalive"
 	FnOperator     = "operator"
+	// FnWorker runs the jobs handed on through the job queue.
+	FnWorker = "worker"
 	// FnSigningPubkey is the custom resource that outputs the signing public key.
 	FnSigningPubkey = "signing-pubkey"
 )
 
 // Functions lists every Lambda of the control plane.
-var Functions = []string{FnConnect, FnDisconnect, FnAgentMessage, FnRotate, FnKeepalive, FnOperator, FnSigningPubkey}
+var Functions = []string{FnConnect, FnDisconnect, FnAgentMessage, FnRotate, FnKeepalive, FnOperator, FnWorker, FnSigningPubkey}
 
 // engineFunctions run the rotation engine (it is driven by whichever function
 // receives the next event), so they share the KMS import policy.
-var engineFunctions = []string{FnAgentMessage, FnRotate, FnKeepalive, FnOperator}
+var engineFunctions = []string{FnAgentMessage, FnRotate, FnKeepalive, FnOperator, FnWorker}
 
 // Stage is the WebSocket API stage name.
 const Stage = "prod"
@@ -128,6 +130,7 @@ func NewControlPlane(scope constructs.Construct, id string, p *Props) *ControlPl
 			fn.AddEnvironment(jsii.String(k), v, nil)
 		}
 	}
+	newJobQueue(st, cp)
 	grantData(cp, names)
 	grantEngine(st, cp, groupsInTarget, p)
 	newManagedPolicies(st, cp, names)
@@ -247,8 +250,11 @@ func stageGroupsFile(p *Props) {
 
 func newFunction(st awscdk.Stack, name string, p *Props) awslambda.Function {
 	timeout := 30.0
-	if name == FnRotate || name == FnKeepalive || name == FnOperator {
+	switch name {
+	case FnRotate, FnKeepalive, FnOperator:
 		timeout = 120
+	case FnWorker:
+		timeout = workerTimeout
 	}
 	logs := awslogs.NewLogGroup(st, jsii.String("Logs-"+name), &awslogs.LogGroupProps{
 		Retention:     awslogs.RetentionDays_ONE_YEAR,
