@@ -119,17 +119,21 @@ func (l *Ledger) reserve(ctx context.Context, bucket, op string, interval time.D
 		if !slot.Before(now) {
 			return slot, nil
 		}
-		// The bucket was idle: its TAT lies in the past. Move it to now
-		// (only if nobody moved it since) and take the slot at now.
+		// The bucket was idle (or is used below its rate): its TAT lies in
+		// the past. Move it to now+interval, only while it is still in the
+		// past, and take the slot at now. A caller that finds it moved into
+		// the future meanwhile asks again and gets a future slot: so after
+		// idle only one caller goes at once, and a bucket whose rate is
+		// higher than its callers' pace never makes them loop.
 		_, err = l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                aws.String(l.Table),
 			Key:                      map[string]types.AttributeValue{LedgerKey: &types.AttributeValueMemberS{Value: bucket}},
 			UpdateExpression:         aws.String("SET #tat = :reset"),
-			ConditionExpression:      aws.String("#tat = :seen"),
+			ConditionExpression:      aws.String("#tat < :now"),
 			ExpressionAttributeNames: map[string]string{"#tat": ledgerTAT},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":reset": num(now.UnixMilli() + iv),
-				":seen":  num(tat),
+				":now":   num(now.UnixMilli()),
 			},
 		})
 		if err == nil {
