@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
+	"github.com/keyferry/keyferry/functions/pacer"
 	"github.com/keyferry/keyferry/functions/store"
 )
 
@@ -43,7 +44,7 @@ const (
 	EnvSigningKey     = "KEYFERRY_SIGNING_KEY_ID" // key id/ARN/alias of the control-plane signing key
 	EnvRequestTTL     = "KEYFERRY_REQUEST_TTL"    // Go duration, default 5m
 	EnvJobTimeout     = "KEYFERRY_JOB_TIMEOUT"    // Go duration, default 15m
-	EnvQuotaFraction  = "KEYFERRY_QUOTA_FRACTION" // default 0.8
+	EnvQuotaFraction  = "KEYFERRY_QUOTA_FRACTION" // default pacer.DefaultFraction
 	EnvQuotaScale     = "KEYFERRY_QUOTA_SCALE"    // default 1 (AWS quotas)
 	EnvMaxAttempts    = "KEYFERRY_MAX_ATTEMPTS"   // default 3
 	// EnvRotateFunctionARN is the rotate function's ARN: the action of the
@@ -130,7 +131,7 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 	}
 	s.RequestTTL = dur(EnvRequestTTL, 5*time.Minute)
 	s.JobTimeout = dur(EnvJobTimeout, 15*time.Minute)
-	s.QuotaFraction = num(EnvQuotaFraction, 0.8)
+	s.QuotaFraction = num(EnvQuotaFraction, pacer.DefaultFraction)
 	s.QuotaScale = num(EnvQuotaScale, 1)
 	s.MaxAttempts = int(num(EnvMaxAttempts, 3))
 	if s.RequestTTL > 15*time.Minute {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/keyferry/keyferry/functions/pacer"
 )
 
 func TestRetryerSkipsQuotaAndThrottleButRetriesServerErrors(t *testing.T) {
@@ -56,7 +58,7 @@ func TestFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Tables.Jobs != "custom-jobs" || s.Tables.Generations != "kf-generations" || s.RequestTTL.Minutes() != 5 || s.QuotaFraction != 0.8 ||
+	if s.Tables.Jobs != "custom-jobs" || s.Tables.Generations != "kf-generations" || s.RequestTTL.Minutes() != 5 || s.QuotaFraction != pacer.DefaultFraction ||
 		s.RotateFunctionARN != "arn:aws:lambda:us-east-1:111122223333:function:keyferry-rotate" {
 		t.Fatalf("settings %+v", s)
 	}

@@ -49,6 +49,12 @@ var Quotas = map[string]float64{
 	"GenerateMac":               500,
 }
 
+// DefaultFraction of each quota the pacer uses. The ledger spaces calls
+// strictly (no bursts) account-wide, so 95 % never exceeds a per-second
+// quota; the 5 % left is for clock differences between instances and for
+// callers outside keyferry.
+const DefaultFraction = 0.95
+
 // SharedQuotaMax: operations whose quota (requests/s) is at most this are
 // paced account-wide by the Ledger.
 const SharedQuotaMax = 100
@@ -62,7 +68,7 @@ var ErrGaveUp = errors.New("pacer: still throttled after retries")
 
 // Pacer hands out permission to call KMS.
 type Pacer struct {
-	// Fraction of the quota to use (default 0.8).
+	// Fraction of the quota to use (default DefaultFraction).
 	Fraction float64
 	// Scale multiplies every quota (emulators run with scaled quotas; 1 = AWS).
 	Scale float64
@@ -177,7 +183,7 @@ func (p *Pacer) Do(ctx context.Context, scope, op string, f func(context.Context
 func (p *Pacer) rate(op string) float64 {
 	f, s := p.Fraction, p.Scale
 	if f <= 0 {
-		f = 0.8
+		f = DefaultFraction
 	}
 	if s <= 0 {
 		s = 1
