@@ -14,7 +14,7 @@ FUNCTIONS := $(notdir $(patsubst %/,%,$(wildcard functions/cmd/*/)))
 APT_PACKAGES := softhsm2 opensc opencryptoki openssl libnss3 libnss3-tools p11-kit
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help deps test test-go fuzz-short fuzz sandbox bench synth build build-agent build-lambdas fmt vet soak soak-short
+.PHONY: lint-template help deps test test-go fuzz-short fuzz sandbox bench synth build build-agent build-lambdas fmt vet soak soak-short
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ deps: ## install system packages (only if missing), the pinned CDK CLI and Go mo
 	@printf 'module node_modules.invalid\n' > node_modules/go.mod
 	@$(GO) mod download && echo "deps: Go modules downloaded"
 
-test: deps vet test-go soak-short fuzz-short ## everything CI runs: vet, all Go tests (HSM, emulators, e2e), the short soak, short fuzzing
+test: deps vet lint-template test-go soak-short fuzz-short ## everything CI runs: vet, the template's outside validators, all Go tests (HSM, emulators, e2e), the short soak, short fuzzing
 
 # Every package but the soak, which runs on its own next (its 40 s of
 # faults and the audit are timing-bound; sharing 2 cores with every other
@@ -79,6 +79,14 @@ soak: deps ## bounded fault-injection soak run
 
 soak-short: ## the short soak (40 s of faults, then the full audit) as a Go test; part of make test
 	$(GO) test -count=1 -timeout 10m ./test/soak
+
+# The synthesized templates against AWS's own rules: cfn-lint (the AWS
+# CloudFormation linter, with the resource specifications and the IAM action
+# catalogue) with no error and no warning but those .cfnlintrc explains.
+lint-template: synth ## cfn-lint every synthesized template (no errors, no unexplained warnings)
+	@command -v cfn-lint >/dev/null || { echo "lint-template: cfn-lint not found (it comes with the pyenv Python on these machines; elsewhere: pip install cfn-lint==1.51.0)"; exit 1; }
+	cfn-lint --version
+	cfn-lint
 
 synth: deps build-lambdas ## cdk synth (no network) into cdk.out
 	@[ -d infra ] && ls infra/*.go >/dev/null 2>&1 || { echo "make synth: not yet built (infra/ is issue 'Infrastructure as code')"; exit 2; }

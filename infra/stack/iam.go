@@ -138,13 +138,14 @@ func grantEngine(st awscdk.Stack, cp *ControlPlane, gs []groups.Group, p *Props)
 }
 
 // newManagedPolicies creates the policy for the on-premises agent principal
-// (execute-api:Connect on this API only) and one for operators.
+// (execute-api:Invoke on this API's $connect route only: IAM has no
+// execute-api:Connect action) and one for operators.
 func newManagedPolicies(st awscdk.Stack, cp *ControlPlane, t store.Tables) {
 	connect := fmt.Sprintf("arn:%s:execute-api:%s:%s:%s/%s/$connect",
 		*awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID(), *cp.API.ApiId(), Stage)
 	agent := awsiam.NewManagedPolicy(st, jsii.String("AgentPolicy"), &awsiam.ManagedPolicyProps{
 		Description: jsii.String("keyferry on-premises agent: may only open the agent websocket"),
-		Statements:  &[]awsiam.PolicyStatement{statement([]string{"execute-api:Connect"}, []string{connect}, nil)},
+		Statements:  &[]awsiam.PolicyStatement{statement([]string{"execute-api:Invoke"}, []string{connect}, nil)},
 	})
 	var tableArns []string
 	for _, name := range []string{t.Jobs, t.Generations, t.Connections, t.Groups} {
