@@ -24,6 +24,8 @@ type Deps struct {
 	Log     *slog.Logger
 	Metrics *metrics.Emitter
 	Now     func() time.Time
+	// Queue is the job queue (nil: jobs run inline).
+	Queue *jobqueue.Queue
 }
 
 func (d *Deps) now() time.Time {
@@ -69,8 +71,10 @@ func FromEnv(ctx context.Context) (*Deps, error) {
 	// KMS quotas are per account-region, shared by every instance of every
 	// function: the small ones are paced through the DynamoDB ledger.
 	eng.Pacer.Ledger = &pacer.Ledger{DB: clients.DynamoDB, Table: s.Tables.Pacing}
+	var queue *jobqueue.Queue
 	if s.JobQueueURL != "" {
-		eng.Handoff = &jobqueue.Queue{SQS: clients.SQS, URL: s.JobQueueURL}
+		queue = &jobqueue.Queue{SQS: clients.SQS, URL: s.JobQueueURL}
+		eng.Handoff = queue
 	}
 	if s.RotateFunctionARN != "" {
 		eng.CloudWatch, eng.AlarmAction = clients.CloudWatch, s.RotateFunctionARN
@@ -80,5 +84,5 @@ func FromEnv(ctx context.Context) (*Deps, error) {
 	if clients.Connections != nil {
 		eng.Connections = clients.Connections
 	}
-	return &Deps{Engine: eng, Store: st, Log: log, Metrics: m}, nil
+	return &Deps{Engine: eng, Store: st, Log: log, Metrics: m, Queue: queue}, nil
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -13,7 +14,8 @@ import (
 // messages (functions/jobqueue) and each job runs on from its last recorded
 // state. A message whose job could not go on (a transient error) is
 // reported in BatchItemFailures, so SQS delivers it again after the
-// queue's visibility timeout; one that is not a job message is dropped
+// backoff (jobqueue.Queue.RetryAfter; else the queue's visibility
+// timeout); one that is not a job message is dropped
 // with a log line (a redelivery would not make it valid).
 func (d *Deps) Work(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var resp events.SQSEventResponse
@@ -27,6 +29,12 @@ func (d *Deps) Work(ctx context.Context, ev events.SQSEvent) (events.SQSEventRes
 		if err := d.Engine.Work(ctx, m.JobID); err != nil {
 			log.WarnContext(ctx, "job did not go on: the queue delivers it again", "job", m.JobID, "error", err.Error())
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+			if d.Queue != nil {
+				n, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
+				if verr := d.Queue.RetryAfter(ctx, rec.ReceiptHandle, n); verr != nil {
+					log.WarnContext(ctx, "retry backoff not set: the queue's visibility timeout applies", "error", verr.Error())
+				}
+			}
 			if errors.Is(err, context.DeadlineExceeded) {
 				// Out of time: the remaining records go back too.
 				continue

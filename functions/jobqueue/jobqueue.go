@@ -27,6 +27,17 @@ import (
 // MaxDelay is SQS's largest per-message delay (DelaySeconds 900).
 const MaxDelay = 15 * time.Minute
 
+// WorkerMaxConcurrency bounds the worker instances the queue's event
+// source mapping runs at once (infra sets it; the sandbox plays it). The
+// KMS quotas are paced account-wide by the ledger whatever this is; it
+// bounds Lambda and DynamoDB load.
+const WorkerMaxConcurrency = 20
+
+// WorkerTimeout is the worker function's timeout. The queue's visibility
+// timeout is six times it (AWS's guidance for SQS event sources): a live
+// worker's message never reappears; a killed worker's comes back.
+const WorkerTimeout = 60 * time.Second
+
 // maxJobID bounds a message's job id (job ids are short; anything longer is not ours).
 const maxJobID = 256
 
@@ -56,9 +67,10 @@ func Decode(body string) (Message, error) {
 	return m, nil
 }
 
-// sqsAPI is the one SQS call the queue makes.
+// sqsAPI is the SQS calls the queue makes.
 type sqsAPI interface {
 	SendMessage(ctx context.Context, in *sqs.SendMessageInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
 }
 
 var _ sqsAPI = (*sqs.Client)(nil)
@@ -85,6 +97,23 @@ func (q *Queue) HandOn(ctx context.Context, jobID string, after time.Duration) e
 		QueueUrl: aws.String(q.URL), MessageBody: aws.String(string(body)), DelaySeconds: delay,
 	}); err != nil {
 		return fmt.Errorf("jobqueue: SendMessage for job %s: %w", jobID, err)
+	}
+	return nil
+}
+
+// RetryAfter makes a received message whose job could not go on visible
+// again after a backoff that grows with its receive count (1 s, 2 s, 4 s
+// ... at most 60 s, jittered by the caller's clock), instead of the
+// queue's visibility timeout (six minutes): a transient error delays the
+// job by seconds. The message must still be reported as a batch item
+// failure so that the event source mapping does not delete it.
+func (q *Queue) RetryAfter(ctx context.Context, receiptHandle string, receiveCount int) error {
+	backoff := time.Second << min(max(receiveCount-1, 0), 6)
+	backoff = min(backoff, time.Minute)
+	if _, err := q.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(q.URL), ReceiptHandle: aws.String(receiptHandle), VisibilityTimeout: int32(backoff.Seconds()),
+	}); err != nil {
+		return fmt.Errorf("jobqueue: ChangeMessageVisibility: %w", err)
 	}
 	return nil
 }

@@ -7,18 +7,11 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/keyferry/keyferry/functions/awsconfig"
+	"github.com/keyferry/keyferry/functions/jobqueue"
 )
 
-// WorkerMaxConcurrency bounds the worker instances the job queue's event
-// source mapping runs at once (the KMS quotas are paced account-wide by
-// the ledger whatever this is; it bounds Lambda and DynamoDB load).
-const WorkerMaxConcurrency = 20
-
-// workerTimeout is the worker function's timeout; the queue's visibility
-// timeout is six times it (AWS's guidance for SQS event sources), so a
-// message of a live worker never reappears, and one of a killed worker
-// comes back in at most that long.
-const workerTimeout = 60.0
+// workerTimeout is the worker function's timeout in seconds (jobqueue.WorkerTimeout).
+var workerTimeout = jobqueue.WorkerTimeout.Seconds()
 
 // newJobQueue wires the job queue: routes, triggers and the sweeper hand
 // jobs on to it (functions/jobqueue); the worker function consumes it
@@ -39,7 +32,7 @@ func newJobQueue(st awscdk.Stack, cp *ControlPlane) awssqs.Queue {
 	})
 	cp.Functions[FnWorker].AddEventSource(awslambdaeventsources.NewSqsEventSource(q, &awslambdaeventsources.SqsEventSourceProps{
 		BatchSize:               jsii.Number(1),
-		MaxConcurrency:          jsii.Number(WorkerMaxConcurrency),
+		MaxConcurrency:          jsii.Number(jobqueue.WorkerMaxConcurrency),
 		ReportBatchItemFailures: jsii.Bool(true),
 	}))
 	for _, fn := range engineFunctions {

@@ -41,10 +41,9 @@ func TestAgentKilledMidRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := schedule(t, s, group, "e2e-crash-"+time.Now().UTC().Format("150405.000"))
-	if r.State != store.StateRequested {
-		syscall.Kill(-pid, syscall.SIGCONT)
-		t.Fatalf("job %s is %s, want REQUESTED (wrap_request sent to the frozen agent)", r.JobID, r.State)
-	}
+	t.Cleanup(func() { syscall.Kill(-pid, syscall.SIGCONT) })
+	// The worker sends the wrap_request to the frozen agent.
+	reachState(t, s, r.JobID, store.StateRequested)
 	if err := s.KillAgent(); err != nil {
 		t.Fatal(err)
 	}

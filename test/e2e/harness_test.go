@@ -210,6 +210,27 @@ func succeeded(t *testing.T, s *sandbox.Sandbox, id string) *store.Job {
 	return j
 }
 
+// reachState waits until job id is in state want (the worker runs jobs
+// handed on through the job queue, so a trigger returns before its job
+// moves) and returns the job; it fails the test if the job ends first.
+func reachState(t *testing.T, s *sandbox.Sandbox, id string, want store.State) *store.Job {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		j, err := s.Deps.Store.GetJob(testCtx(t), id)
+		if err != nil {
+			t.Fatalf("job %s: %v", id, err)
+		}
+		if j.State == want {
+			return j
+		}
+		if j.State.Terminal() || time.Now().After(deadline) {
+			t.Fatalf("job %s is %s (%s), want %s", id, j.State, j.Reason, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func describe(t *testing.T, s *sandbox.Sandbox, keyID string) *kmstypes.KeyMetadata {
 	t.Helper()
 	out, err := s.KMS.DescribeKey(testCtx(t), &kms.DescribeKeyInput{KeyId: aws.String(keyID)})

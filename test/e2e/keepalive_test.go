@@ -95,7 +95,14 @@ func TestKeepaliveReimportsBeforeExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := s.Deps.Keepalive(ctx, json.RawMessage(`{"task":"keepalive"}`))
-	jobs, jerr := s.Deps.Store.JobsInState(ctx, store.StateRequested, time.Now().Add(365*24*time.Hour))
+	// The worker sends both wrap_requests to the frozen agent.
+	var jobs []*store.Job
+	var jerr error
+	for wait := time.Now().Add(20 * time.Second); time.Now().Before(wait); time.Sleep(50 * time.Millisecond) {
+		if jobs, jerr = s.Deps.Store.JobsInState(ctx, store.StateRequested, time.Now().Add(365*24*time.Hour)); jerr != nil || len(jobs) >= 2 {
+			break
+		}
+	}
 	syscall.Kill(-pid, syscall.SIGCONT)
 	if err != nil || out.(handlers.KeepaliveResult).Reimports != 2 {
 		t.Fatalf("keepalive 6d23h before expiry: %+v %v, want 2 re-imports", out, err)

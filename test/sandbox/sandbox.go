@@ -32,6 +32,7 @@ import (
 	"github.com/keyferry/keyferry/shared/groups"
 	"github.com/keyferry/keyferry/test/apigwemu"
 	"github.com/keyferry/keyferry/test/ddbfault"
+	"github.com/keyferry/keyferry/test/esm"
 	"github.com/keyferry/keyferry/test/kmsemu"
 	"github.com/keyferry/keyferry/test/lambdaemu"
 	"github.com/keyferry/keyferry/test/motoserver"
@@ -99,6 +100,8 @@ type Endpoints struct {
 	Management string `json:"management"`
 	// Lambda is the Lambda Invoke emulator (keyferry-operator, keyferry-rotate).
 	Lambda string `json:"lambda"`
+	// JobQueue is the worker's SQS job queue (moto_server).
+	JobQueue string `json:"job_queue"`
 }
 
 // Sandbox is a running system.
@@ -121,6 +124,8 @@ type Sandbox struct {
 	metricsFile *os.File
 	// restore lists the process environment before Start ("K=V", or "K" if unset).
 	restore []string
+
+	worker *esm.Poller
 
 	mu    sync.Mutex
 	agent *exec.Cmd
@@ -219,6 +224,9 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if err := s.createTables(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.createJobQueue(ctx); err != nil {
+		return nil, err
+	}
 	pubPEM, err := s.createSigningKey(ctx)
 	if err != nil {
 		return nil, err
@@ -268,10 +276,14 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	s.Lambda = lambdaemu.New(lambdaemu.Options{Region: Region, Account: Account, Log: s.Log})
 	s.Lambda.Register("keyferry-operator", lambdaemu.Typed(s.Deps.Operator))
 	s.Lambda.Register("keyferry-rotate", s.Deps.Rotate)
+	s.Lambda.Register(WorkerFunction, lambdaemu.Typed(s.Deps.Work))
 	if err := s.Lambda.Start("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("sandbox: lambda emulator: %w", err)
 	}
 	s.Endpoints.Lambda = s.Lambda.URL()
+	if err := s.startWorker(ctx); err != nil {
+		return nil, err
+	}
 	// 6. The agent process.
 	if err := s.StartAgent(ctx); err != nil {
 		return nil, err
@@ -295,6 +307,7 @@ func (s *Sandbox) setCloudEnv() {
 		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(s.Dir, "aws-credentials"),
 		"AWS_ENDPOINT_URL_KMS":        s.Endpoints.KMS,
 		"AWS_ENDPOINT_URL_DYNAMODB":   s.Endpoints.DynamoDB,
+		"AWS_ENDPOINT_URL_SQS":        s.moto.URL(),
 		awsconfig.EnvWSEndpoint:       s.Endpoints.Management,
 		awsconfig.EnvSigningKey:       SigningKeyAlias,
 		awsconfig.EnvTablePrefix:      "keyferry-",
@@ -360,6 +373,9 @@ func staticCreds() aws.CredentialsProviderFunc {
 func (s *Sandbox) Close() error {
 	var errs []error
 	errs = append(errs, s.StopAgent())
+	if s.worker != nil {
+		s.worker.Close()
+	}
 	if s.Lambda != nil {
 		errs = append(errs, s.Lambda.Close())
 	}

@@ -1,0 +1,58 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/keyferry/keyferry/functions/awsconfig"
+	"github.com/keyferry/keyferry/functions/jobqueue"
+	"github.com/keyferry/keyferry/test/esm"
+)
+
+// WorkerFunction is the worker's function name behind the Lambda Invoke API.
+const WorkerFunction = "keyferry-worker"
+
+// JobQueueName is the job queue's name in moto_server.
+const JobQueueName = "keyferry-jobs"
+
+// createJobQueue makes the worker's job queue in moto_server's SQS, with
+// the deployed visibility timeout (six times the worker's timeout), and
+// turns the control plane's hand-off on.
+func (s *Sandbox) createJobQueue(ctx context.Context) error {
+	out, err := s.sqsClient().CreateQueue(ctx, &sqs.CreateQueueInput{
+		QueueName: aws.String(JobQueueName),
+		Attributes: map[string]string{
+			string(sqstypes.QueueAttributeNameVisibilityTimeout): fmt.Sprint(int(6 * jobqueue.WorkerTimeout.Seconds())),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("sandbox: create job queue: %w", err)
+	}
+	s.Endpoints.JobQueue = aws.ToString(out.QueueUrl)
+	s.setenv(awsconfig.EnvJobQueueURL, s.Endpoints.JobQueue)
+	return nil
+}
+
+func (s *Sandbox) sqsClient() *sqs.Client {
+	return sqs.New(sqs.Options{Region: Region, Credentials: staticCreds(), BaseEndpoint: aws.String(s.moto.URL())})
+}
+
+// startWorker plays the worker's SQS event source mapping (batch size 1,
+// partial batch failures, the deployed maximum concurrency).
+func (s *Sandbox) startWorker(ctx context.Context) error {
+	lc := lambda.New(lambda.Options{Region: Region, Credentials: staticCreds(), BaseEndpoint: aws.String(s.Lambda.URL())})
+	p, err := esm.Start(context.WithoutCancel(ctx), esm.Mapping{
+		QueueURL: s.Endpoints.JobQueue, QueueARN: "arn:aws:sqs:" + Region + ":" + Account + ":" + JobQueueName, Region: Region,
+		Function: WorkerFunction, BatchSize: 1, MaximumConcurrency: jobqueue.WorkerMaxConcurrency, ReportBatchItemFailures: true,
+	}, esm.Clients{SQS: s.sqsClient(), Lambda: lc, Log: s.Log.With("component", "worker-mapping")})
+	if err != nil {
+		return fmt.Errorf("sandbox: worker event source mapping: %w", err)
+	}
+	s.worker = p
+	return nil
+}
