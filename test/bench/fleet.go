@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyferry/keyferry/functions/handlers"
 	"github.com/keyferry/keyferry/functions/store"
 )
 
@@ -23,6 +24,10 @@ type FleetResult struct {
 // triggers in flight, as EventBridge Scheduler fans out) and follows all
 // jobs with one poller (every poll interval, one read per unfinished job)
 // so that following 500 jobs does not itself load DynamoDB.
+// TriggerRetries is how often a failed trigger is delivered again (the
+// group schedules' RetryPolicy.MaximumRetryAttempts in infra/stack).
+const TriggerRetries = 3
+
 func Fleet(ctx context.Context, r Rotator, get JobGetter, groups []string, tag string, triggerWorkers int, poll, timeout time.Duration) FleetResult {
 	samples := make([]Sample, len(groups))
 	start := time.Now()
@@ -36,7 +41,17 @@ func Fleet(ctx context.Context, r Rotator, get JobGetter, groups []string, tag s
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			s := Sample{Group: g}
-			res, err := r.Trigger(tctx, g, "schedule", tag+"-"+g)
+			// As EventBridge Scheduler delivers: a failed invocation is
+			// retried (the schedules' RetryPolicy allows 3 retries), with
+			// the same trigger id, so a retry never starts a second job.
+			var res handlers.RotateResult
+			var err error
+			for try := 0; try <= TriggerRetries; try++ {
+				if res, err = r.Trigger(tctx, g, "schedule", tag+"-"+g); err == nil {
+					break
+				}
+				time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+			}
 			switch {
 			case err != nil:
 				s.Err = fmt.Errorf("trigger %s: %w", g, err)

@@ -67,6 +67,8 @@ type Poller struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
+	slots chan struct{} // one per invocation in flight
+
 	invocations, failed, deleted, retried atomic.Int64
 	inFlight, maxInFlight                 atomic.Int64
 }
@@ -89,13 +91,19 @@ func Start(ctx context.Context, m Mapping, c Clients) (*Poller, error) {
 		c.Log = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
 	ctx, stop := context.WithCancel(ctx)
-	p := &Poller{m: m, c: c, stop: stop}
-	for range m.MaximumConcurrency {
+	p := &Poller{m: m, c: c, stop: stop, slots: make(chan struct{}, m.MaximumConcurrency)}
+	// Like Lambda's pollers: a few long-polling receivers, each taking up
+	// to ten messages and handing them on in batches, while the number of
+	// invocations at once never exceeds MaximumConcurrency.
+	for range min(m.MaximumConcurrency, maxPollers) {
 		p.wg.Add(1)
 		go p.poll(ctx)
 	}
 	return p, nil
 }
+
+// maxPollers is how many receivers run (each takes up to ten messages).
+const maxPollers = 3
 
 // Close stops polling and waits for every invocation in flight.
 func (p *Poller) Close() {
@@ -108,28 +116,45 @@ func (p *Poller) Stats() Stats {
 	return Stats{Invocations: p.invocations.Load(), Failed: p.failed.Load(), Deleted: p.deleted.Load(), Retried: p.retried.Load(), MaxInFlight: p.maxInFlight.Load()}
 }
 
-// poll is one of MaximumConcurrency pollers: receive a batch, invoke, settle.
+// poll is one receiver: it waits for a free invocation slot, receives up
+// to ten messages, and invokes the function on them BatchSize at a time,
+// each batch in a slot of its own.
 func (p *Poller) poll(ctx context.Context) {
 	defer p.wg.Done()
 	for ctx.Err() == nil {
+		select {
+		case p.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		out, err := p.c.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl:                    aws.String(p.m.QueueURL),
-			MaxNumberOfMessages:         int32(min(p.m.BatchSize, 10)),
+			MaxNumberOfMessages:         10,
 			WaitTimeSeconds:             1,
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
 			MessageAttributeNames:       []string{"All"},
 		})
-		if err != nil {
-			if ctx.Err() == nil {
+		if err != nil || len(out.Messages) == 0 {
+			<-p.slots
+			if err != nil && ctx.Err() == nil {
 				p.c.Log.WarnContext(ctx, "esm: ReceiveMessage", "queue", p.m.QueueURL, "error", err.Error())
 				sleep(ctx, 200*time.Millisecond)
 			}
 			continue
 		}
-		if len(out.Messages) == 0 {
-			continue
+		msgs := out.Messages
+		for first := true; len(msgs) > 0; first = false {
+			if !first {
+				p.slots <- struct{}{} // the invocation keeps running even when closing
+			}
+			batch := msgs[:min(p.m.BatchSize, len(msgs))]
+			msgs = msgs[len(batch):]
+			p.wg.Add(1)
+			go func() {
+				defer func() { <-p.slots; p.wg.Done() }()
+				p.handle(ctx, batch)
+			}()
 		}
-		p.handle(ctx, out.Messages)
 	}
 }
 

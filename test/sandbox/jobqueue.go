@@ -56,3 +56,14 @@ func (s *Sandbox) startWorker(ctx context.Context) error {
 	s.worker = p
 	return nil
 }
+
+// WorkerStats are the worker mapping's counters (invocations, most in flight).
+func (s *Sandbox) WorkerStats() esm.Stats {
+	if s.worker == nil {
+		return esm.Stats{}
+	}
+	return s.worker.Stats()
+}
+
+// MotoURL is moto_server's own endpoint (behind any DynamoDB fault proxy).
+func (s *Sandbox) MotoURL() string { return s.moto.URL() }
