@@ -505,7 +505,7 @@ func (b *runner) fleet(ctx context.Context) error {
 		ddbMu.Unlock()
 		sort.Strings(ddbList)
 		b.report.Add("kms_calls_per_rotation", float64(kmsCalls)/rot, "", strings.Join(kmsOps, ", "))
-		b.report.Add("dynamodb_writes_per_rotation", float64(writes)/rot, "", "control plane only; "+strings.Join(ddbList, ", "))
+		b.report.Add("dynamodb_writes_per_rotation", float64(writes)/rot, "", "control plane only; all operations per rotation: "+strings.Join(ddbList, ", "))
 		b.report.Add("dynamodb_reads_per_rotation", float64(reads)/rot, "", "control plane only (the bench's own job polling excluded)")
 	}
 	ws := sb.WorkerStats()
