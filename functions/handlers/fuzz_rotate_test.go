@@ -15,7 +15,7 @@ import (
 
 // FuzzRotatePayload feeds arbitrary bytes to the rotate function's payload
 // decoder (Scheduler payload, direct CloudWatch alarm, EventBridge alarm
-// event, operator request). With no groups configured, nothing may start a
+// event; an operator request is refused). With no groups configured, nothing may start a
 // job: every input is either refused with an error or explicitly ignored,
 // and nothing panics (invariant 5: bad input gets a clear error and changes
 // no state; the engine has no store, so any state change would panic).

@@ -22,8 +22,8 @@ const (
 	OpRestore        OperatorAction = "restore"     // re-import killed material from the HSM
 )
 
-// OperatorRequest comes from the keyferry CLI (or the Rotate payload
-// {"operator": {...}}). RequestID makes it idempotent. Kill and delete need
+// OperatorRequest comes from the keyferry CLI through the operator function
+// (never the rotate function). RequestID makes it idempotent. Kill and delete need
 // Confirm equal to the group name.
 type OperatorRequest struct {
 	Action    OperatorAction `json:"action"`

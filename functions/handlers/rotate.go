@@ -39,11 +39,17 @@ type RotateResult struct {
 // ErrBadTrigger: the payload is not a known trigger (nothing changed).
 var ErrBadTrigger = errors.New("handlers: unrecognised rotate payload")
 
+// ErrOperatorViaRotate: an operator request sent to the rotate function.
+// Whoever may invoke rotate (the Scheduler's role, the alarm principal) must
+// not be able to engage the kill switch: operator actions go only through
+// the operator function, whose invoke permission is the operator's alone.
+var ErrOperatorViaRotate = errors.New("handlers: operator requests go to the operator function, not rotate")
+
 // DefaultAlarmCooldown applies when an alarm sets no cooldown.
 const DefaultAlarmCooldown = time.Hour
 
-// Rotate accepts the Scheduler payload, both alarm shapes, and operator
-// requests ({"operator": {...}}).
+// Rotate accepts the Scheduler payload and both alarm shapes. It refuses an
+// operator request ({"operator": {...}}) with ErrOperatorViaRotate.
 func (d *Deps) Rotate(ctx context.Context, payload json.RawMessage) (any, error) {
 	var probe map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(payload))
@@ -51,12 +57,9 @@ func (d *Deps) Rotate(ctx context.Context, payload json.RawMessage) (any, error)
 		return nil, fmt.Errorf("%w: not a JSON object: %v", ErrBadTrigger, err)
 	}
 	switch {
-	case probe["operator"] != nil:
-		var req OperatorRequest
-		if err := json.Unmarshal(probe["operator"], &req); err != nil {
-			return nil, fmt.Errorf("%w: operator request: %v", ErrBadTrigger, err)
-		}
-		return d.Operator(ctx, req)
+	case probe["operator"] != nil || probe["action"] != nil:
+		d.log().WarnContext(ctx, "operator request refused by the rotate function")
+		return nil, fmt.Errorf("%w: %w", ErrBadTrigger, ErrOperatorViaRotate)
 	case probe["alarmArn"] != nil:
 		var ev CloudWatchAlarmEvent
 		if err := json.Unmarshal(payload, &ev); err != nil {
@@ -96,7 +99,7 @@ func (d *Deps) Rotate(ctx context.Context, payload json.RawMessage) (any, error)
 		}
 		return d.start(ctx, engine.TriggerRequest{Group: p.Group, Trigger: "schedule", TriggerID: "schedule/" + id})
 	}
-	return nil, fmt.Errorf("%w: expected a Scheduler payload, a CloudWatch alarm event or an operator request", ErrBadTrigger)
+	return nil, fmt.Errorf("%w: expected a Scheduler payload or a CloudWatch alarm event", ErrBadTrigger)
 }
 
 func (d *Deps) alarm(ctx context.Context, arn string, data AlarmData) (any, error) {
