@@ -38,6 +38,14 @@ type Identity interface {
 
 var _ Identity = (*hsm.IdentityKey)(nil)
 
+// Auditor appends a record to the agent's audit log (audit.Log). A record
+// is on disk (fsynced) when Append returns nil.
+type Auditor interface {
+	Append(ctx context.Context, r audit.Record) (audit.Record, error)
+}
+
+var _ Auditor = (*audit.Log)(nil)
+
 // Sender queues a sealed message on the tunnel.
 type Sender interface {
 	Send(msg []byte) error
@@ -55,7 +63,7 @@ type Config struct {
 	Identity     Identity
 	Capabilities []protocol.Capability
 	Policy       *policy.Policy
-	Audit        *audit.Log
+	Audit        Auditor
 	Metrics      *metrics.Metrics
 	Logger       *slog.Logger
 	// Now is the clock (time.Now if nil).
@@ -175,9 +183,11 @@ func (d *Daemon) Drain(ctx context.Context) error {
 	}
 }
 
-// Handle processes one inbound message (tunnel.Config.Handle). Policy is
-// checked synchronously; accepted wraps run on their own goroutine.
-func (d *Daemon) Handle(ctx context.Context, msg []byte) {
+// Handle processes one inbound message (tunnel.Config.Handle). It runs on
+// the tunnel's reader, so it only decodes: policy checks, audit writes
+// (fsynced, HSM-signed) and answers run on their own goroutine, and the
+// reader goes straight back to reading (and answering pings).
+func (d *Daemon) Handle(_ context.Context, msg []byte) {
 	env, err := protocol.Decode(msg)
 	if err != nil {
 		if gw, ok := gatewayNotice(msg); ok {
@@ -188,7 +198,7 @@ func (d *Daemon) Handle(ctx context.Context, msg []byte) {
 			d.cfg.Metrics.Refusal("gateway_notice")
 			return
 		}
-		d.refuse(ctx, nil, &policy.Refusal{Reason: policy.ReasonBadRequest, Code: protocol.CodeFor(err), Msg: "undecodable message", Err: err})
+		d.refuseAsync(nil, &policy.Refusal{Reason: policy.ReasonBadRequest, Code: protocol.CodeFor(err), Msg: "undecodable message", Err: err})
 		return
 	}
 	switch env.Action {
@@ -200,14 +210,33 @@ func (d *Daemon) Handle(ctx context.Context, msg []byte) {
 		return
 	case protocol.ActionWrapRequest:
 	default:
-		d.refuse(ctx, nil, &policy.Refusal{Reason: policy.ReasonBadRequest, Code: protocol.CodeBadRequest,
+		d.refuseAsync(nil, &policy.Refusal{Reason: policy.ReasonBadRequest, Code: protocol.CodeBadRequest,
 			Msg: fmt.Sprintf("the agent does not accept %q messages", env.Action)})
 		return
 	}
+	d.mu.Lock() // no wg.Add can follow Drain: it sets closing under d.mu
 	if d.closing.Load() {
-		d.refuse(ctx, nil, &policy.Refusal{Reason: "shutting_down", Code: protocol.CodeInternal, Msg: "agent is shutting down; retry"})
+		d.mu.Unlock()
+		d.refuseAsync(nil, &policy.Refusal{Reason: "shutting_down", Code: protocol.CodeInternal, Msg: "agent is shutting down; retry"})
 		return
 	}
+	d.wg.Add(1)
+	d.mu.Unlock()
+	go func() {
+		defer d.wg.Done()
+		d.admit(env)
+	}()
+}
+
+// refuseAsync answers a refusal off the reader goroutine.
+func (d *Daemon) refuseAsync(req *protocol.WrapRequest, r *policy.Refusal) {
+	go d.refuse(d.base, req, r)
+}
+
+// admit checks a wrap request against policy, records its acceptance and
+// runs it. A request whose acceptance cannot be recorded is not run.
+func (d *Daemon) admit(env *protocol.Envelope) {
+	ctx := d.base
 	req, err := d.cfg.Policy.Check(ctx, env)
 	if err != nil {
 		r, ok := policy.AsRefusal(err)
@@ -218,25 +247,23 @@ func (d *Daemon) Handle(ctx context.Context, msg []byte) {
 		return
 	}
 	d.mu.Lock()
-	if d.closing.Load() {
+	d.pending[req.RequestID] = struct{}{}
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.pending, req.RequestID)
 		d.mu.Unlock()
-		d.refuse(ctx, req, &policy.Refusal{Reason: "shutting_down", Code: protocol.CodeInternal, Msg: "agent is shutting down; retry"})
+	}()
+	if err := d.auditReq(ctx, audit.EventRequest, "accepted", "", "", req, nil); err != nil {
+		d.fail(ctx, req, protocol.CodeInternal, "audit write failed; request not run", err)
 		return
 	}
-	d.pending[req.RequestID] = struct{}{}
-	d.wg.Add(1)
-	d.mu.Unlock()
 	d.cfg.Metrics.Request("accepted")
-	d.auditReq(ctx, audit.EventRequest, "accepted", "", "", req, nil)
 	d.log.Info("wrap request accepted", "request_id", req.RequestID, "job_id", req.JobID, "group", req.Group,
 		"key_spec", req.KeySpec, "operation", req.Operation, "key_arn", req.KeyARN)
-
 	d.cfg.Metrics.InFlight(1)
-	go func() {
-		defer d.wg.Done()
-		defer d.cfg.Metrics.InFlight(-1)
-		d.process(req)
-	}()
+	defer d.cfg.Metrics.InFlight(-1)
+	d.process(req)
 }
 
 // refuse audits, counts and answers a refusal. req may be nil.
@@ -247,7 +274,7 @@ func (d *Daemon) refuse(ctx context.Context, req *protocol.WrapRequest, r *polic
 	if r.Err != nil {
 		msg = r.Msg + ": " + r.Err.Error()
 	}
-	d.auditReq(ctx, audit.EventRefusal, "refused", string(r.Reason), msg, req, nil)
+	_ = d.auditReq(ctx, audit.EventRefusal, "refused", string(r.Reason), msg, req, nil) // logged; the refusal goes out regardless
 	attrs := []any{"reason", r.Reason, "code", r.Code, "err", msg}
 	if req != nil {
 		attrs = append(attrs, "request_id", req.RequestID, "job_id", req.JobID)
@@ -270,7 +297,9 @@ func (d *Daemon) sendError(ctx context.Context, e protocol.Error) {
 	}
 }
 
-func (d *Daemon) auditReq(ctx context.Context, ev audit.Event, decision, reason, msg string, req *protocol.WrapRequest, fields map[string]string) {
+// auditReq appends one record. A failure is logged loudly and returned: the
+// caller must not act on what it could not record (invariant 4).
+func (d *Daemon) auditReq(ctx context.Context, ev audit.Event, decision, reason, msg string, req *protocol.WrapRequest, fields map[string]string) error {
 	r := audit.Record{Event: ev, Decision: decision, Reason: reason, Message: truncate(msg, 1024), Fields: fields}
 	if req != nil {
 		r.RequestID, r.JobID, r.Account, r.Region, r.Group = req.RequestID, req.JobID, req.Account, req.Region, req.Group
@@ -279,7 +308,9 @@ func (d *Daemon) auditReq(ctx context.Context, ev audit.Event, decision, reason,
 	if _, err := d.cfg.Audit.Append(ctx, r); err != nil {
 		// An agent that cannot audit must not act silently: log loudly.
 		d.log.Error("AUDIT WRITE FAILED", "err", err, "event", ev, "request_id", r.RequestID)
+		return fmt.Errorf("daemon: audit %s record: %w", ev, err)
 	}
+	return nil
 }
 
 func truncate(s string, n int) string {

@@ -22,11 +22,6 @@ const maxGenerations = 100000
 // find the key, claim the label->ARN pin, wrap, sign, queue the result.
 func (d *Daemon) process(req *protocol.WrapRequest) {
 	ctx := d.base
-	defer func() {
-		d.mu.Lock()
-		delete(d.pending, req.RequestID)
-		d.mu.Unlock()
-	}()
 	select {
 	case d.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -63,7 +58,13 @@ func (d *Daemon) process(req *protocol.WrapRequest) {
 		"wrapped_bytes": fmt.Sprint(len(res.WrappedMaterial)), "duration_ms": fmt.Sprint(time.Since(start).Milliseconds())}
 	reqForAudit := *req
 	reqForAudit.HSMLabel = res.HSMLabel
-	d.auditReq(ctx, audit.EventResult, "succeeded", "", "", &reqForAudit, fields)
+	if err := d.auditReq(ctx, audit.EventResult, "succeeded", "", "", &reqForAudit, fields); err != nil {
+		// Invariant 4: no wrap result leaves the agent without its audit
+		// record on disk. The wrapped blob is dropped; the control plane
+		// gets an error and may ask again.
+		d.fail(ctx, req, protocol.CodeInternal, "audit write failed; wrap result withheld", err)
+		return
+	}
 	if err := d.send(sealed); err != nil {
 		d.log.Error("could not queue wrap result", "request_id", req.RequestID, "err", err)
 		return
@@ -79,7 +80,7 @@ func (d *Daemon) fail(ctx context.Context, req *protocol.WrapRequest, code proto
 	if err != nil {
 		msg = what + ": " + err.Error()
 	}
-	d.auditReq(ctx, audit.EventResult, "failed", string(code), msg, req, nil)
+	_ = d.auditReq(ctx, audit.EventResult, "failed", string(code), msg, req, nil) // logged; the error goes out regardless
 	d.log.Error("wrap request failed", "request_id", req.RequestID, "code", code, "err", msg)
 	d.sendError(ctx, protocol.Error{RequestID: req.RequestID, JobID: req.JobID, AgentID: d.cfg.AgentID, Code: code,
 		Message: truncate(msg, protocol.MaxErrorMessageBytes)})
@@ -110,7 +111,9 @@ func (d *Daemon) wrap(ctx context.Context, req *protocol.WrapRequest) (*protocol
 				return nil, err
 			}
 			if isNew {
-				d.auditReq(ctx, audit.EventPinAdded, "", "", "", req, nil)
+				if err := d.auditReq(ctx, audit.EventPinAdded, "", "", "", req, nil); err != nil {
+					return nil, err
+				}
 			}
 		}
 		key = k
@@ -183,7 +186,9 @@ func (d *Daemon) generate(ctx context.Context, req *protocol.WrapRequest, pins *
 		if isNew {
 			r := *req
 			r.HSMLabel = label
-			d.auditReq(ctx, audit.EventPinAdded, "", "", "", &r, nil)
+			if err := d.auditReq(ctx, audit.EventPinAdded, "", "", "", &r, nil); err != nil {
+				return nil, err
+			}
 		}
 	}
 	k, err := d.cfg.HSM.Generate(ctx, label, req.KeySpec)
