@@ -78,6 +78,19 @@ func (s *Store) StartJob(ctx context.Context, j *Job, cooldown time.Duration) (*
 	for attempt := 0; reason == ""; attempt++ {
 		_, err = s.db.TransactWriteItems(ctx, start)
 		if err == nil {
+			// The lock must name this job. DynamoDB's transactions are
+			// serializable, so it always does there; moto_server (5.2.1)
+			// checks and writes concurrent transactions without isolation,
+			// and under load let two starts both take the lock (seen in
+			// TestConcurrentTriggersOneRunsOtherSkipped). One consistent read
+			// keeps one job per group true on either.
+			head, herr := s.GroupHead(ctx, j.LockKey())
+			if herr != nil {
+				return nil, "", herr
+			}
+			if head.ActiveJob != j.ID {
+				return s.skipOwn(ctx, j, "job "+head.ActiveJob+" is already running for "+j.LockKey())
+			}
 			return j, Started, nil
 		}
 		if !conditionFailed(err) {
