@@ -134,25 +134,19 @@ func (e *Engine) acceptWrapResult(ctx context.Context, connID string, env *proto
 	switch {
 	case j.State != store.StateRequested:
 		return nil, reject("wrap_result for job %s in state %s (replayed or late)", j.ID, j.State)
-	case res.RequestID != j.RequestID:
-		return nil, reject("wrap_result request %s, job %s awaits %s (replayed or stale)", res.RequestID, j.ID, j.RequestID)
-	case !protocol.EqualNonces(res.Nonce, j.Nonce):
-		return nil, reject("wrap_result nonce mismatch for job %s", j.ID)
 	case res.AgentID != c.AgentID || res.AgentID != j.AgentID:
 		return nil, reject("wrap_result from agent %s, request went to %s", res.AgentID, j.AgentID)
-	case res.KeyARN != j.KeyARN:
-		return nil, reject("wrap_result for key %s, job %s targets %s", res.KeyARN, j.ID, j.KeyARN)
-	case string(res.WrappingAlgorithm) != j.WrappingAlgorithm:
-		return nil, reject("wrap_result algorithm %s, job asked %s", res.WrappingAlgorithm, j.WrappingAlgorithm)
-	case j.Kind == store.KindReimport && res.HSMLabel != j.HSMLabel:
-		return nil, reject("wrap_result label %s, re-import asked %s", res.HSMLabel, j.HSMLabel)
 	}
 	g, err := e.group(j.Group)
 	if err != nil {
 		return nil, err
 	}
-	if res.KeySpec != g.KeySpec {
-		return nil, reject("wrap_result key spec %s, group %s is %s", res.KeySpec, g.Name, g.KeySpec)
+	// One check of a result against its request, on both sides: request,
+	// job, nonce, key, spec, algorithm, rewrap label, challenge MAC and the
+	// wrapped blob's size for the wrapping key.
+	req := wrapRequest(g, j, j.RequestID, j.Nonce, j.Challenge)
+	if err := res.Matches(&req); err != nil {
+		return nil, reject("wrap_result for job %s does not answer its request (replayed, stale or malformed): %v", j.ID, err)
 	}
 	j.WrappedMaterial, j.PublicKey, j.ChallengeMAC = res.WrappedMaterial, res.PublicKey, res.ChallengeMAC
 	j.HSMLabel, j.HSMKeyID = res.HSMLabel, res.HSMKeyID

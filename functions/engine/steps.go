@@ -272,6 +272,23 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// wrapRequest is the wrap_request of job j with the given request id, nonce
+// and challenge (no validity window): what stepRequest sends, and what
+// acceptWrapResult binds a result to (protocol.WrapResult.Matches).
+func wrapRequest(g *groups.Group, j *store.Job, requestID string, nonce, challenge []byte) protocol.WrapRequest {
+	op := protocol.OpGenerate
+	if j.Kind == store.KindReimport {
+		op = protocol.OpRewrap
+	}
+	return protocol.WrapRequest{
+		RequestID: requestID, JobID: j.ID, Nonce: nonce,
+		Account: g.Account, Region: g.Region, Group: g.Name, KeyARN: j.KeyARN, KeySpec: g.KeySpec,
+		Operation: op, HSMLabel: j.HSMLabel,
+		WrappingAlgorithm: keyspec.WrappingAlgorithm(j.WrappingAlgorithm), WrappingKeySpec: keyspec.WrappingKeySpec(j.WrappingKeySpec),
+		WrappingPublicKey: j.WrappingPublicKey, Challenge: challenge,
+	}
+}
+
 // stepRequest signs and posts the wrap_request to a live agent.
 func (e *Engine) stepRequest(ctx context.Context, g *groups.Group, j *store.Job) error {
 	now := e.now()
@@ -303,22 +320,14 @@ func (e *Engine) stepRequest(ctx context.Context, g *groups.Group, j *store.Job)
 	if err != nil {
 		return err
 	}
-	op := protocol.OpGenerate
-	if j.Kind == store.KindReimport {
-		op = protocol.OpRewrap
-	}
 	var challenge []byte
 	if g.Info().Family == keyspec.FamilyHMAC {
 		challenge = make([]byte, 32)
 		_, _ = rand.Read(challenge)
 	}
-	req := protocol.WrapRequest{
-		RequestID: "req-" + randomHex(12), JobID: j.ID, Nonce: nonce,
-		Account: g.Account, Region: g.Region, Group: g.Name, KeyARN: j.KeyARN, KeySpec: g.KeySpec,
-		Operation: op, HSMLabel: j.HSMLabel,
-		WrappingAlgorithm: combo.Algorithm, WrappingKeySpec: combo.KeySpec, WrappingPublicKey: j.WrappingPublicKey,
-		Challenge: challenge, IssuedAt: now, ExpiresAt: expires,
-	}
+	req := wrapRequest(g, j, "req-"+randomHex(12), nonce, challenge)
+	req.IssuedAt, req.ExpiresAt = now, expires
+	op := req.Operation
 	msg, err := protocol.Seal(ctx, e.Signer, e.SignerID, protocol.ActionWrapRequest, req)
 	if err != nil {
 		// The signer is KMS (kms:Sign): throttling or a 5xx is transient;
