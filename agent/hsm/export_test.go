@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"strconv"
+	"sync"
 
 	"github.com/miekg/pkcs11"
 
@@ -300,4 +301,73 @@ func (h *HSM) ResetProbeForTest() {
 	h.capMu.Lock()
 	defer h.capMu.Unlock()
 	h.probed = nil
+}
+
+// missModule answers the next misses C_FindObjects calls with no object, as
+// SoftHSM2 does for a moment to a session searching for a key another
+// session has just created.
+type missModule struct {
+	module
+	mu     sync.Mutex
+	misses int
+}
+
+func (m *missModule) FindObjects(sh pkcs11.SessionHandle, max int) ([]pkcs11.ObjectHandle, bool, error) {
+	objs, more, err := m.module.FindObjects(sh, max)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.misses > 0 && len(objs) > 0 {
+		m.misses--
+		return nil, false, err
+	}
+	return objs, more, err
+}
+
+// MissFindsForTest makes the next misses searches that would find an
+// object find none; restore puts the real module back.
+func (h *HSM) MissFindsForTest(misses int) (restore func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	real := h.p
+	h.p = &missModule{module: real, misses: misses}
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.p = real
+	}
+}
+
+// keygenFailModule answers the next fails C_GenerateKey calls with
+// CKR_TEMPLATE_INCONSISTENT, as SoftHSM2 does under its object-store race.
+type keygenFailModule struct {
+	module
+	mu    sync.Mutex
+	fails int
+}
+
+func (m *keygenFailModule) GenerateKey(sh pkcs11.SessionHandle, mech []*pkcs11.Mechanism, tmpl []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
+	m.mu.Lock()
+	fail := m.fails > 0
+	if fail {
+		m.fails--
+	}
+	m.mu.Unlock()
+	if fail {
+		return 0, pkcs11.Error(pkcs11.CKR_TEMPLATE_INCONSISTENT)
+	}
+	return m.module.GenerateKey(sh, mech, tmpl)
+}
+
+// FailKeygenForTest makes the next fails C_GenerateKey calls fail with
+// CKR_TEMPLATE_INCONSISTENT; restore puts the real module back.
+func (h *HSM) FailKeygenForTest(fails int) (restore func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	real := h.p
+	h.p = &keygenFailModule{module: real, fails: fails}
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.p = real
+	}
 }

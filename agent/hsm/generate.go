@@ -2,8 +2,10 @@ package hsm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/miekg/pkcs11"
 
@@ -57,10 +59,39 @@ func (h *HSM) Generate(ctx context.Context, label string, spec keyspec.Spec, opt
 		if len(objs) > 0 {
 			return &KeyExistsError{Label: label, Token: h.token}
 		}
-		if _, err = s.generate(info, label, true, !o.nonSensitive, true); err != nil {
-			return s.unsupportedGen(info, err)
+		for try := 0; ; try++ {
+			_, err = s.generate(info, label, true, !o.nonSensitive, true)
+			if err == nil {
+				return nil
+			}
+			gerr := s.unsupportedGen(info, err)
+			var unsup *UnsupportedError
+			if !errors.As(gerr, &unsup) || try >= len(settleDelays) || !h.generatedBefore(spec) {
+				return gerr
+			}
+			// The token generated this spec before (its probe did), so an
+			// "unsupported" answer now is SoftHSM2's object-store race under
+			// concurrent sessions (SoftHSMv2 #573: CKR_TEMPLATE_INCONSISTENT
+			// or CKR_GENERAL_ERROR from C_GenerateKey), not a capability.
+			h.log.Warn("hsm key generation refused for a spec the token generates: trying again", "label", label, "spec", string(spec), "error", gerr.Error())
+			time.Sleep(settleDelays[try])
+			// A half-made object of the failed call must not stay beside
+			// the next one: the label did not exist when this call began
+			// (checked above, under genMu), so whatever carries it now is
+			// the failed call's.
+			left, ferr := s.findObjects([]*pkcs11.Attribute{
+				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+				pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+			}, 8)
+			if ferr != nil {
+				return ferr
+			}
+			for _, o := range left {
+				if derr := s.p.DestroyObject(s.h, o); derr != nil {
+					return s.wrapErr("C_DestroyObject", derr)
+				}
+			}
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -236,4 +267,20 @@ func (s session) unsupportedGen(info keyspec.Info, err error) error {
 			Reason: codeName(codeOf(err))}
 	}
 	return err
+}
+
+// generatedBefore reports whether the cached capability probe generated a
+// key of spec on this token (false before any probe).
+func (h *HSM) generatedBefore(spec keyspec.Spec) bool {
+	h.capMu.Lock()
+	defer h.capMu.Unlock()
+	if h.probed == nil {
+		return false
+	}
+	for _, c := range h.probed.caps {
+		if c.KeySpec == spec {
+			return c.Missing == ""
+		}
+	}
+	return false
 }

@@ -24,7 +24,7 @@ func (h *HSM) Wrap(ctx context.Context, label string, wrappingKeyDER []byte, alg
 	if err != nil {
 		return nil, err
 	}
-	k, err := h.Find(ctx, label)
+	k, err := h.findSettled(ctx, label)
 	if err != nil {
 		return nil, err
 	}
@@ -36,13 +36,15 @@ func (h *HSM) Wrap(ctx context.Context, label string, wrappingKeyDER []byte, alg
 		return nil, err
 	}
 	var blob []byte
-	err = h.withSession(ctx, func(s session) error {
-		o, _, err := s.findKey(label)
-		if err != nil {
+	err = h.settle(ctx, func() error {
+		return h.withSession(ctx, func(s session) error {
+			o, _, err := s.findKey(label)
+			if err != nil {
+				return err
+			}
+			blob, err = s.wrap(o, pub, alg, mode)
 			return err
-		}
-		blob, err = s.wrap(o, pub, alg, mode)
-		return err
+		})
 	})
 	if err != nil {
 		return nil, err
