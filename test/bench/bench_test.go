@@ -78,7 +78,7 @@ func TestAgentProcessWraps(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildAgent(t, root, dir)
 	tokDir := filepath.Join(dir, "tok")
-	cfg, err := hsmtest.NewSoftHSMToken(tokDir)
+	cfg, err := hsmtest.NewSoftHSMTokenForChild(tokDir)
 	if err != nil {
 		t.Fatal(err)
 	}

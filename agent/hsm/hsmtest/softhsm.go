@@ -52,6 +52,14 @@ func NewSoftHSMToken(dir string) (hsm.Config, error) {
 	return newSoftHSMToken(dir)
 }
 
+// NewSoftHSMTokenForChild creates a fresh token under dir for another
+// process (which gets SOFTHSM2_CONF=dir/softhsm2.conf in its own
+// environment) and leaves this process's SOFTHSM2_CONF alone: SoftHSM
+// re-reads the variable whenever the module is initialised again (an HSM
+// recovering from a device or session loss does that), so replacing it
+// under a live HSM of this process makes that HSM lose its token.
+func NewSoftHSMTokenForChild(dir string) (hsm.Config, error) { return newSoftHSMToken(dir) }
+
 func newSoftHSMToken(dir string) (hsm.Config, error) {
 	if _, err := os.Stat(SoftHSMModule); err != nil {
 		return hsm.Config{}, fmt.Errorf("SoftHSM2 module missing (%v): %s", err, installHint)

@@ -199,7 +199,10 @@ func (b *runner) wraps(ctx context.Context) error {
 	defer h.Close()
 
 	agentDir := filepath.Join(b.dir, "hsm-agent")
-	tok, err := hsmtest.NewSoftHSMToken(agentDir)
+	// The agent's token is the agent process's: this process's direct
+	// loop keeps its own SOFTHSM2_CONF (the bench once lost the direct
+	// token when the agent's replaced it and the pool re-initialised).
+	tok, err := hsmtest.NewSoftHSMTokenForChild(agentDir)
 	if err != nil {
 		return err
 	}
