@@ -5,11 +5,11 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/keyferry/keyferry/shared/keyspec"
+	"github.com/keyferry/keyferry/shared/names"
 )
 
 // Problem is one validation finding with the YAML path it concerns.
@@ -35,12 +35,6 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
-var (
-	accountRe = regexp.MustCompile(`^[0-9]{12}$`)
-	regionRe  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
-	agentIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-)
-
 // Validate checks the whole configuration and returns a *ValidationError
 // listing every problem, or nil.
 func (c *Config) Validate() error {
@@ -60,8 +54,8 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	if !agentIDRe.MatchString(c.AgentID) {
-		add("agent_id", "required: 1-64 characters [A-Za-z0-9._-]")
+	if err := names.CheckAgentID(c.AgentID); err != nil {
+		add("agent_id", "%v", err)
 	}
 	if c.Endpoint == "" {
 		add("endpoint", "required: the API Gateway WebSocket stage URL")
@@ -74,11 +68,13 @@ func (c *Config) Validate() error {
 	} else if u.Host == "" {
 		add("endpoint", "no host")
 	}
-	if c.HSMPool == "" || len(c.HSMPool) > 256 || strings.TrimSpace(c.HSMPool) != c.HSMPool || strings.ContainsFunc(c.HSMPool, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		add("hsm_pool", "%q: want 1-256 printable characters without leading/trailing spaces (default: the token label)", c.HSMPool)
+	if err := names.CheckPool(c.HSMPool); err != nil {
+		// The control plane refuses at $connect any pool name it could not
+		// register: refuse it here, where the operator can fix it.
+		add("hsm_pool", "%v (the default is the token label; set hsm_pool to the pool's name in the key-group file)", err)
 	}
-	if !regionRe.MatchString(c.Region) {
-		add("region", "required: an AWS region such as eu-west-1")
+	if err := names.CheckRegion(c.Region); err != nil {
+		add("region", "%v", err)
 	}
 	if c.StateDir == "" {
 		add("state_dir", "required")
@@ -126,24 +122,27 @@ func (c *Config) Validate() error {
 		add("policy.accounts", "required: at least one AWS account id")
 	}
 	for i, a := range p.Accounts {
-		if !accountRe.MatchString(a) {
-			add(fmt.Sprintf("policy.accounts[%d]", i), "%q is not a 12-digit account id", a)
+		if err := names.CheckAccount(a); err != nil {
+			add(fmt.Sprintf("policy.accounts[%d]", i), "%v", err)
 		}
 	}
 	if len(p.Regions) == 0 {
 		add("policy.regions", "required: at least one region")
 	}
 	for i, r := range p.Regions {
-		if !regionRe.MatchString(r) {
-			add(fmt.Sprintf("policy.regions[%d]", i), "%q is not a region name", r)
+		if err := names.CheckRegion(r); err != nil {
+			add(fmt.Sprintf("policy.regions[%d]", i), "%v", err)
 		}
 	}
 	if len(p.Groups) == 0 {
 		add("policy.groups", "required: at least one key group (\"*\" allows any)")
 	}
 	for i, g := range p.Groups {
-		if strings.TrimSpace(g) == "" {
-			add(fmt.Sprintf("policy.groups[%d]", i), "empty group name")
+		if g == "*" {
+			continue
+		}
+		if err := names.CheckGroup(g); err != nil {
+			add(fmt.Sprintf("policy.groups[%d]", i), "%v", err)
 		}
 	}
 	if len(p.KeySpecs) == 0 {

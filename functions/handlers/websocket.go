@@ -13,6 +13,7 @@ import (
 	"github.com/keyferry/keyferry/functions/engine"
 	"github.com/keyferry/keyferry/functions/metrics"
 	"github.com/keyferry/keyferry/functions/store"
+	"github.com/keyferry/keyferry/shared/names"
 	"github.com/keyferry/keyferry/shared/protocol"
 )
 
@@ -63,6 +64,10 @@ func (d *Deps) Connect(ctx context.Context, req events.APIGatewayWebsocketProxyR
 	if agent == "" || pool == "" {
 		log.WarnContext(ctx, "connect refused: agent id or pool missing")
 		return respond(http.StatusForbidden, "agent id and hsm pool are required ("+HeaderAgentID+", "+HeaderPool+")"), nil
+	}
+	if err := errors.Join(names.CheckAgentID(agent), names.CheckPool(pool)); err != nil {
+		log.WarnContext(ctx, "connect refused: malformed identity", "error", err.Error())
+		return respond(http.StatusForbidden, "agent id or hsm pool malformed: "+err.Error()), nil
 	}
 	if !d.Engine.Registered(pool, agent) {
 		log.WarnContext(ctx, "connect refused: identity not registered")

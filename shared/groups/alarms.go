@@ -1,6 +1,8 @@
 package groups
 
 import (
+	"github.com/keyferry/keyferry/shared/names"
+
 	"math"
 	"slices"
 	"time"
@@ -89,7 +91,7 @@ func AlarmName(group, alarm string) string { return AlarmPrefix + group + "-" + 
 // checkAlarm validates one alarm of a group whose key info is info (nil if
 // the group's key spec is invalid). present lists the keys written for it.
 func checkAlarm(p *problems, path string, a *Alarm, info *keyspec.Info, usage keyspec.Usage, present map[string]bool) {
-	if err := CheckName(a.Name); err != nil {
+	if err := names.CheckAlarm(a.Name); err != nil {
 		p.addf(path+".name", "%v", err)
 	}
 	if a.Operation == "" {

@@ -15,25 +15,10 @@ import (
 	"unicode/utf8"
 )
 
-var (
-	nameRe    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	aliasRe   = regexp.MustCompile(`^alias/[a-zA-Z0-9/_-]+$`)
-	accountRe = regexp.MustCompile(`^[0-9]{12}$`)
-	regionRe  = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$`)
-	agentRe   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-)
+// Group, pool, alarm and agent names, accounts and regions follow the rules
+// of shared/names (the agent and the control plane use the same ones).
 
-// CheckName validates a group, pool or alarm name: a DNS label (lower-case
-// letters, digits and hyphens, 1-63 characters, no leading or trailing hyphen).
-func CheckName(s string) error {
-	if s == "" {
-		return errors.New("required")
-	}
-	if !nameRe.MatchString(s) {
-		return fmt.Errorf("%q is not a DNS label (a-z, 0-9, -, 1-63 characters, no leading or trailing -)", s)
-	}
-	return nil
-}
+var aliasRe = regexp.MustCompile(`^alias/[a-zA-Z0-9/_-]+$`)
 
 // CheckAlias validates a KMS alias name that keyferry may create.
 func CheckAlias(s string) error {
@@ -48,28 +33,6 @@ func CheckAlias(s string) error {
 		return fmt.Errorf("alias is %d characters, KMS allows 256", len(s))
 	case !aliasRe.MatchString(s):
 		return fmt.Errorf("%q: after alias/ only a-z A-Z 0-9 / _ - are allowed (and at least one)", s)
-	}
-	return nil
-}
-
-// CheckAccount validates a 12-digit AWS account ID.
-func CheckAccount(s string) error {
-	if s == "" {
-		return errors.New("required (12-digit AWS account ID)")
-	}
-	if !accountRe.MatchString(s) {
-		return fmt.Errorf("%q is not a 12-digit AWS account ID", s)
-	}
-	return nil
-}
-
-// CheckRegion validates AWS region syntax (us-east-1, us-gov-west-1, ...).
-func CheckRegion(s string) error {
-	if s == "" {
-		return errors.New("required (e.g. us-east-1)")
-	}
-	if !regionRe.MatchString(s) {
-		return fmt.Errorf("%q is not an AWS region (e.g. us-east-1)", s)
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package groups
 
 import (
+	"github.com/keyferry/keyferry/shared/names"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,7 +112,7 @@ func validatePools(cfg *Config, p *problems) map[string]bool {
 	for i := range cfg.HSMPools {
 		pool := &cfg.HSMPools[i]
 		path := joinIndex("hsm_pools", i)
-		if err := CheckName(pool.Name); err != nil {
+		if err := names.CheckPool(pool.Name); err != nil {
 			p.addf(path+".name", "%v", err)
 		} else if pools[pool.Name] {
 			p.addf(path+".name", "duplicate pool name %q", pool.Name)
@@ -124,8 +126,8 @@ func validatePools(cfg *Config, p *problems) map[string]bool {
 			apath := joinIndex(path+".agents", j)
 			if a.ID == "" {
 				p.addf(apath+".id", "required")
-			} else if !agentRe.MatchString(a.ID) {
-				p.addf(apath+".id", "%q is not an agent id (A-Z a-z 0-9 . _ -, 1-64 characters)", a.ID)
+			} else if err := names.CheckAgentID(a.ID); err != nil {
+				p.addf(apath+".id", "%v", err)
 			} else if prev, dup := agents[a.ID]; dup {
 				p.addf(apath+".id", "duplicate of %s", prev)
 			} else {
@@ -179,7 +181,7 @@ func (v *groupValidator) explicit(field string) bool {
 func (v *groupValidator) run(pools map[string]bool, policies *policyReader) {
 	g := v.g
 	normalizeGroup(g)
-	if err := CheckName(g.Name); err != nil {
+	if err := names.CheckGroup(g.Name); err != nil {
 		v.addf("name", "%v", err)
 	}
 
@@ -255,10 +257,10 @@ func (v *groupValidator) run(pools map[string]bool, policies *policyReader) {
 			g.PolicyPath, g.Policy = r.path, r.doc
 		}
 	}
-	if err := CheckAccount(g.Account); err != nil {
+	if err := names.CheckAccount(g.Account); err != nil {
 		v.addf("account", "%v", err)
 	}
-	if err := CheckRegion(g.Region); err != nil {
+	if err := names.CheckRegion(g.Region); err != nil {
 		v.addf("region", "%v", err)
 	}
 	v.checkExpiration()

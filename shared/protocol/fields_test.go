@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"github.com/keyferry/keyferry/shared/names"
+
 	"testing"
 	"time"
 )
@@ -34,7 +36,7 @@ func TestRegionAndTextRules(t *testing.T) {
 		"eu-west-3": true, "us-gov-west-1": true, "ap-southeast-5": true, "cn-northwest-1": true,
 		"EU-WEST-3": false, "eu-west": false, "eu_west_3": false, "": false,
 	} {
-		if regionRe.MatchString(r) != ok {
+		if (names.CheckRegion(r) == nil) != ok {
 			t.Errorf("region %q: match = %v", r, !ok)
 		}
 	}

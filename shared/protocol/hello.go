@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"github.com/keyferry/keyferry/shared/names"
+
 	"fmt"
 	"time"
 
@@ -57,8 +59,11 @@ func (m Hello) validate() error {
 	if err := checkText("version", m.Version); err != nil {
 		return err
 	}
-	if err := checkText("hsm_pool", m.HSMPool); err != nil {
-		return err
+	if m.HSMPool == "" {
+		return missing("hsm_pool")
+	}
+	if err := names.CheckPool(m.HSMPool); err != nil {
+		return invalid("hsm_pool", err.Error())
 	}
 	if _, err := parseP256SPKI("identity_public_key", m.IdentityPublicKey); err != nil {
 		return err

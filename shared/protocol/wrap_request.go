@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"github.com/keyferry/keyferry/shared/names"
+
 	"fmt"
 	"time"
 
@@ -77,14 +79,14 @@ func (m WrapRequest) validate() error {
 	if m.Account == "" {
 		return missing("account")
 	}
-	if !accountRe.MatchString(m.Account) {
-		return invalid("account", "want a 12-digit AWS account id")
+	if err := names.CheckAccount(m.Account); err != nil {
+		return invalid("account", err.Error())
 	}
 	if m.Region == "" {
 		return missing("region")
 	}
-	if !regionRe.MatchString(m.Region) {
-		return invalid("region", "want an AWS region name such as eu-west-1")
+	if err := names.CheckRegion(m.Region); err != nil {
+		return invalid("region", err.Error())
 	}
 	arn, err := parseKeyARN("key_arn", m.KeyARN)
 	if err != nil {
