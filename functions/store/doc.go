@@ -5,10 +5,9 @@
 // infra/ and the sandbox):
 //
 //   - jobs: partition key job_id (S). Attributes: group, state, deadline
-//     (N, unix seconds), version (N, optimistic lock), request_id, doc (S,
-//     the JSON Job including its state history). GSI "by_request":
-//     request_id (S) -> the job awaiting that wrap_result. GSI "by_state":
-//     state (S) + deadline (N), used by the sweeper.
+//     (N, unix seconds), version (N, optimistic lock), doc (S, the JSON
+//     Job including its state history). GSI "by_state": state (S) +
+//     deadline (N), used by the sweeper. A wrap_result names its job_id.
 //   - generations: partition key group (S), sort key generation (N).
 //     Attributes: state, doc (JSON Generation: KMS key ARN, KeyMaterialId,
 //     HSM label, created/rotated/expires times).

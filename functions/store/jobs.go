@@ -136,9 +136,6 @@ func (s *Store) jobItem(j *Job) (map[string]types.AttributeValue, error) {
 		"version":  nAttr(j.Version),
 		"doc":      doc,
 	}
-	if j.RequestID != "" && !j.State.Terminal() {
-		item["request_id"] = sAttr(j.RequestID)
-	}
 	return item, nil
 }
 
@@ -160,23 +157,6 @@ func (s *Store) GetJob(ctx context.Context, id string) (*Job, error) {
 		return nil, err
 	}
 	return &j, nil
-}
-
-// JobByRequest finds the live job that sent wrap_request requestID.
-func (s *Store) JobByRequest(ctx context.Context, requestID string) (*Job, error) {
-	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
-		TableName:                 aws.String(s.tables.Jobs),
-		IndexName:                 aws.String(IndexByRequest),
-		KeyConditionExpression:    aws.String("request_id = :r"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":r": sAttr(requestID)},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: job by request %s: %w", requestID, err)
-	}
-	if len(out.Items) == 0 {
-		return nil, fmt.Errorf("store: job for request %s: %w", requestID, ErrNotFound)
-	}
-	return s.GetJob(ctx, getS(out.Items[0], "job_id"))
 }
 
 // Advance writes j in its new state if nobody changed it since it was read

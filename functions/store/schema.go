@@ -28,9 +28,8 @@ func TablesWithPrefix(prefix string) Tables {
 
 // Index names.
 const (
-	IndexByRequest = "by_request"
-	IndexByState   = "by_state"
-	IndexByPool    = "by_pool"
+	IndexByState = "by_state"
+	IndexByPool  = "by_pool"
 )
 
 func attr(name string, t types.ScalarAttributeType) types.AttributeDefinition {
@@ -58,12 +57,11 @@ func TableSchemas(t Tables) []dynamodb.CreateTableInput {
 			TableName:   aws.String(t.Jobs),
 			BillingMode: od,
 			AttributeDefinitions: []types.AttributeDefinition{
-				attr("job_id", types.ScalarAttributeTypeS), attr("request_id", types.ScalarAttributeTypeS),
+				attr("job_id", types.ScalarAttributeTypeS),
 				attr("state", types.ScalarAttributeTypeS), attr("deadline", types.ScalarAttributeTypeN),
 			},
 			KeySchema: []types.KeySchemaElement{key("job_id", types.KeyTypeHash)},
 			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
-				gsi(IndexByRequest, key("request_id", types.KeyTypeHash)),
 				gsi(IndexByState, key("state", types.KeyTypeHash), key("deadline", types.KeyTypeRange)),
 			},
 		},

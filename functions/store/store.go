@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
@@ -101,5 +100,3 @@ func wrapCond(op string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
-
-var _ = aws.String

@@ -145,20 +145,13 @@ func TestAlarmCooldown(t *testing.T) {
 	}
 }
 
-func TestJobByRequestAndState(t *testing.T) {
+func TestJobsInState(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	j, _, _ := s.StartJob(ctx, job("g1", "t1"), 0)
 	j.RequestID = "req-1"
 	if err := s.Advance(ctx, j, store.StateRequested, ""); err != nil {
 		t.Fatal(err)
-	}
-	got, err := s.JobByRequest(ctx, "req-1")
-	if err != nil || got.ID != j.ID {
-		t.Fatalf("by request: %v %v", got, err)
-	}
-	if _, err := s.JobByRequest(ctx, "req-x"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("unknown request: %v", err)
 	}
 	late, err := s.JobsInState(ctx, store.StateRequested, time.Now().Add(2*time.Hour))
 	if err != nil || len(late) != 1 {
