@@ -169,8 +169,8 @@ func (e *Engine) group(name string) (*groups.Group, error) {
 func scope(g *groups.Group) string { return g.Account + "/" + g.Region }
 
 // call runs one KMS operation through the pacer.
-func (e *Engine) call(ctx context.Context, g *groups.Group, op string, f func(context.Context) error) error {
-	return e.Pacer.Do(ctx, scope(g), op, f)
+func (e *Engine) call(ctx context.Context, g *groups.Group, op pacer.Op, f func(context.Context) error) error {
+	return e.Pacer.Do(ctx, scope(g), string(op), f)
 }
 
 // TriggerRequest starts (or finds) the job for one trigger delivery.

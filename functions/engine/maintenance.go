@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/keyferry/keyferry/functions/pacer"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -188,7 +189,7 @@ func (e *Engine) Kill(ctx context.Context, group string) (int, error) {
 		if g.Info().Family == keyspec.FamilySymmetric && gen.KeyMaterialID != "" {
 			in.KeyMaterialId = aws.String(gen.KeyMaterialID)
 		}
-		err := e.call(ctx, g, "DeleteImportedKeyMaterial", func(ctx context.Context) error {
+		err := e.call(ctx, g, pacer.OpDeleteImportedKeyMaterial, func(ctx context.Context) error {
 			_, err := e.KMS.DeleteImportedKeyMaterial(ctx, in)
 			return err
 		})
@@ -278,7 +279,7 @@ func (e *Engine) SyncPolicy(ctx context.Context, group string) (int, error) {
 			continue
 		}
 		seen[gen.KeyARN] = true
-		err := e.call(ctx, g, "PutKeyPolicy", func(ctx context.Context) error {
+		err := e.call(ctx, g, pacer.OpPutKeyPolicy, func(ctx context.Context) error {
 			_, err := e.KMS.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(gen.KeyARN), Policy: aws.String(string(g.Policy)), PolicyName: aws.String("default")})
 			return err
 		})

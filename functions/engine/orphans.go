@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/keyferry/keyferry/functions/pacer"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -33,7 +34,7 @@ func (e *Engine) eachPendingImportKey(ctx context.Context, g *groups.Group, f fu
 	var marker *string
 	for {
 		var page *kms.ListKeysOutput
-		err := e.call(ctx, g, "ListKeys", func(ctx context.Context) (err error) {
+		err := e.call(ctx, g, pacer.OpListKeys, func(ctx context.Context) (err error) {
 			page, err = e.KMS.ListKeys(ctx, &kms.ListKeysInput{Marker: marker})
 			return err
 		})
@@ -46,7 +47,7 @@ func (e *Engine) eachPendingImportKey(ctx context.Context, g *groups.Group, f fu
 				continue
 			}
 			var tags *kms.ListResourceTagsOutput
-			err = e.call(ctx, g, "ListResourceTags", func(ctx context.Context) (err error) {
+			err = e.call(ctx, g, pacer.OpListResourceTags, func(ctx context.Context) (err error) {
 				tags, err = e.KMS.ListResourceTags(ctx, &kms.ListResourceTagsInput{KeyId: md.Arn})
 				return err
 			})
@@ -104,7 +105,7 @@ func (e *Engine) SweepOrphanKeys(ctx context.Context) (int, error) {
 		default:
 			return err
 		}
-		err = e.call(ctx, g, "ScheduleKeyDeletion", func(ctx context.Context) error {
+		err = e.call(ctx, g, pacer.OpScheduleKeyDeletion, func(ctx context.Context) error {
 			_, err := e.KMS.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: md.Arn, PendingWindowInDays: aws.Int32(7)})
 			return err
 		})

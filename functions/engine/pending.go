@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"github.com/keyferry/keyferry/functions/pacer"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -28,7 +29,7 @@ func (e *Engine) cleanupPendingMaterial(ctx context.Context, g *groups.Group, j 
 	if err != nil || pending != j.KeyMaterialID {
 		return
 	}
-	err = e.call(ctx, g, "DeleteImportedKeyMaterial", func(ctx context.Context) error {
+	err = e.call(ctx, g, pacer.OpDeleteImportedKeyMaterial, func(ctx context.Context) error {
 		_, err := e.KMS.DeleteImportedKeyMaterial(ctx, &kms.DeleteImportedKeyMaterialInput{KeyId: aws.String(j.KeyARN), KeyMaterialId: aws.String(pending)})
 		return err
 	})
@@ -54,7 +55,7 @@ func (e *Engine) removeForeignPending(ctx context.Context, g *groups.Group, j *s
 	if pending == "" {
 		return nil
 	}
-	err = e.call(ctx, g, "DeleteImportedKeyMaterial", func(ctx context.Context) error {
+	err = e.call(ctx, g, pacer.OpDeleteImportedKeyMaterial, func(ctx context.Context) error {
 		_, err := e.KMS.DeleteImportedKeyMaterial(ctx, &kms.DeleteImportedKeyMaterialInput{KeyId: aws.String(j.KeyARN), KeyMaterialId: aws.String(pending)})
 		return err
 	})

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/keyferry/keyferry/functions/pacer"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -34,8 +35,8 @@ const (
 const JobTagKey = "keyferry:job"
 
 // DefaultRotationCap is the per-key on-demand rotation cap when the group
-// does not set one.
-const DefaultRotationCap = 10
+// does not set one (the key-group file's default, written once there).
+const DefaultRotationCap = groups.DefaultRotationCap
 
 func rotationCap(g *groups.Group) int {
 	if g.RotationCap > 0 {
@@ -171,7 +172,7 @@ func (e *Engine) stepPlan(ctx context.Context, g *groups.Group, j *store.Job) er
 		}
 	}
 	var out *kms.CreateKeyOutput
-	err = e.call(ctx, g, "CreateKey", func(ctx context.Context) (err error) {
+	err = e.call(ctx, g, pacer.OpCreateKey, func(ctx context.Context) (err error) {
 		out, err = e.KMS.CreateKey(ctx, in)
 		return err
 	})
@@ -236,7 +237,7 @@ func (e *Engine) stepParams(ctx context.Context, g *groups.Group, j *store.Job) 
 		return failf("no connected agent of pool %s can wrap %s as group %s requires: %v", g.HSMPool, g.KeySpec, g.Name, lastErr)
 	}
 	var out *kms.GetParametersForImportOutput
-	err = e.call(ctx, g, "GetParametersForImport", func(ctx context.Context) (err error) {
+	err = e.call(ctx, g, pacer.OpGetParametersForImport, func(ctx context.Context) (err error) {
 		out, err = e.KMS.GetParametersForImport(ctx, &kms.GetParametersForImportInput{
 			KeyId:             aws.String(j.KeyARN),
 			WrappingAlgorithm: types.AlgorithmSpec(combo.Algorithm),
@@ -427,7 +428,7 @@ func (e *Engine) stepImport(ctx context.Context, g *groups.Group, j *store.Job) 
 		}
 	}
 	var out *kms.ImportKeyMaterialOutput
-	err := e.call(ctx, g, "ImportKeyMaterial", func(ctx context.Context) (err error) {
+	err := e.call(ctx, g, pacer.OpImportKeyMaterial, func(ctx context.Context) (err error) {
 		out, err = e.KMS.ImportKeyMaterial(ctx, in)
 		return err
 	})
@@ -465,7 +466,7 @@ func (e *Engine) stepImport(ctx context.Context, g *groups.Group, j *store.Job) 
 
 func (e *Engine) describe(ctx context.Context, g *groups.Group, keyID string) (*types.KeyMetadata, error) {
 	var out *kms.DescribeKeyOutput
-	err := e.call(ctx, g, "DescribeKey", func(ctx context.Context) (err error) {
+	err := e.call(ctx, g, pacer.OpDescribeKey, func(ctx context.Context) (err error) {
 		out, err = e.KMS.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyID)})
 		return err
 	})
@@ -477,7 +478,7 @@ func (e *Engine) describe(ctx context.Context, g *groups.Group, keyID string) (*
 
 func (e *Engine) pendingMaterial(ctx context.Context, g *groups.Group, keyARN string) (string, error) {
 	var out *kms.ListKeyRotationsOutput
-	err := e.call(ctx, g, "ListKeyRotations", func(ctx context.Context) (err error) {
+	err := e.call(ctx, g, pacer.OpListKeyRotations, func(ctx context.Context) (err error) {
 		out, err = e.KMS.ListKeyRotations(ctx, &kms.ListKeyRotationsInput{KeyId: aws.String(keyARN), IncludeKeyMaterial: types.IncludeKeyMaterialAllKeyMaterial})
 		return err
 	})
@@ -494,7 +495,7 @@ func (e *Engine) pendingMaterial(ctx context.Context, g *groups.Group, keyARN st
 
 // stepRotate starts the on-demand rotation to the pending material.
 func (e *Engine) stepRotate(ctx context.Context, g *groups.Group, j *store.Job) error {
-	err := e.call(ctx, g, "RotateKeyOnDemand", func(ctx context.Context) error {
+	err := e.call(ctx, g, pacer.OpRotateKeyOnDemand, func(ctx context.Context) error {
 		_, err := e.KMS.RotateKeyOnDemand(ctx, &kms.RotateKeyOnDemandInput{KeyId: aws.String(j.KeyARN)})
 		return err
 	})
@@ -528,7 +529,7 @@ func (e *Engine) waitRotation(ctx context.Context, g *groups.Group, j *store.Job
 	deadline := time.Now().Add(wait)
 	for {
 		var st *kms.GetKeyRotationStatusOutput
-		err := e.call(ctx, g, "GetKeyRotationStatus", func(ctx context.Context) (err error) {
+		err := e.call(ctx, g, pacer.OpGetKeyRotationStatus, func(ctx context.Context) (err error) {
 			st, err = e.KMS.GetKeyRotationStatus(ctx, &kms.GetKeyRotationStatusInput{KeyId: aws.String(j.KeyARN)})
 			return err
 		})
@@ -587,12 +588,12 @@ func (e *Engine) stepSwitch(ctx context.Context, g *groups.Group, j *store.Job) 
 				return err
 			}
 		}
-		err := e.call(ctx, g, "UpdateAlias", func(ctx context.Context) error {
+		err := e.call(ctx, g, pacer.OpUpdateAlias, func(ctx context.Context) error {
 			_, err := e.KMS.UpdateAlias(ctx, &kms.UpdateAliasInput{AliasName: aws.String(g.Alias), TargetKeyId: aws.String(j.KeyARN)})
 			return err
 		})
 		if apiCode(err) == "NotFoundException" {
-			err = e.call(ctx, g, "CreateAlias", func(ctx context.Context) error {
+			err = e.call(ctx, g, pacer.OpCreateAlias, func(ctx context.Context) error {
 				_, err := e.KMS.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(g.Alias), TargetKeyId: aws.String(j.KeyARN)})
 				return err
 			})
@@ -601,7 +602,7 @@ func (e *Engine) stepSwitch(ctx context.Context, g *groups.Group, j *store.Job) 
 			return fmt.Errorf("kms alias %s -> %s: %w", g.Alias, j.KeyARN, err)
 		}
 		if j.PreviousKeyARN != "" && j.PreviousKeyARN != j.KeyARN && g.PreviousKey == groups.PreviousDisable {
-			err := e.call(ctx, g, "DisableKey", func(ctx context.Context) error {
+			err := e.call(ctx, g, pacer.OpDisableKey, func(ctx context.Context) error {
 				_, err := e.KMS.DisableKey(ctx, &kms.DisableKeyInput{KeyId: aws.String(j.PreviousKeyARN)})
 				return err
 			})
@@ -697,12 +698,12 @@ func (e *Engine) cleanupNewKey(ctx context.Context, g *groups.Group, j *store.Jo
 		return
 	}
 	if d.KeyState != types.KeyStatePendingImport {
-		_ = e.call(ctx, g, "DeleteImportedKeyMaterial", func(ctx context.Context) error {
+		_ = e.call(ctx, g, pacer.OpDeleteImportedKeyMaterial, func(ctx context.Context) error {
 			_, err := e.KMS.DeleteImportedKeyMaterial(ctx, &kms.DeleteImportedKeyMaterialInput{KeyId: aws.String(j.KeyARN)})
 			return err
 		})
 	}
-	err = e.call(ctx, g, "ScheduleKeyDeletion", func(ctx context.Context) error {
+	err = e.call(ctx, g, pacer.OpScheduleKeyDeletion, func(ctx context.Context) error {
 		_, err := e.KMS.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: aws.String(j.KeyARN), PendingWindowInDays: aws.Int32(7)})
 		return err
 	})

@@ -11,6 +11,7 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"fmt"
+	"github.com/keyferry/keyferry/functions/pacer"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -72,7 +73,7 @@ func (e *Engine) verifySymmetric(ctx context.Context, g *groups.Group, j *store.
 	_, _ = rand.Read(probe)
 	ctxKV := map[string]string{"keyferry:verify": j.ID}
 	var enc *kms.EncryptOutput
-	err := e.call(ctx, g, "Encrypt", func(ctx context.Context) (err error) {
+	err := e.call(ctx, g, pacer.OpEncrypt, func(ctx context.Context) (err error) {
 		enc, err = e.KMS.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(j.KeyARN), Plaintext: probe, EncryptionContext: ctxKV})
 		return err
 	})
@@ -80,7 +81,7 @@ func (e *Engine) verifySymmetric(ctx context.Context, g *groups.Group, j *store.
 		return failf("verification failed: kms Encrypt: %v", err)
 	}
 	var dec *kms.DecryptOutput
-	err = e.call(ctx, g, "Decrypt", func(ctx context.Context) (err error) {
+	err = e.call(ctx, g, pacer.OpDecrypt, func(ctx context.Context) (err error) {
 		dec, err = e.KMS.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, EncryptionContext: ctxKV})
 		return err
 	})
@@ -110,7 +111,7 @@ func (e *Engine) verifyHMAC(ctx context.Context, g *groups.Group, j *store.Job, 
 		return failf("verification failed: no HSM MAC of the challenge in the wrap_result")
 	}
 	var out *kms.GenerateMacOutput
-	err := e.call(ctx, g, "GenerateMac", func(ctx context.Context) (err error) {
+	err := e.call(ctx, g, pacer.OpGenerateMac, func(ctx context.Context) (err error) {
 		out, err = e.KMS.GenerateMac(ctx, &kms.GenerateMacInput{KeyId: aws.String(j.KeyARN), Message: j.Challenge, MacAlgorithm: macAlgorithm(info)})
 		return err
 	})
@@ -172,7 +173,7 @@ func (e *Engine) verifyAsymmetric(ctx context.Context, g *groups.Group, j *store
 		return failf("verification failed: HSM public key: %v", err)
 	}
 	var gp *kms.GetPublicKeyOutput
-	err = e.call(ctx, g, "GetPublicKey", func(ctx context.Context) (err error) {
+	err = e.call(ctx, g, pacer.OpGetPublicKey, func(ctx context.Context) (err error) {
 		gp, err = e.KMS.GetPublicKey(ctx, &kms.GetPublicKeyInput{KeyId: aws.String(j.KeyARN)})
 		return err
 	})
@@ -195,7 +196,7 @@ func (e *Engine) verifyAsymmetric(ctx context.Context, g *groups.Group, j *store
 	_, _ = rand.Read(msg)
 	d := digest(h, msg)
 	var sig *kms.SignOutput
-	err = e.call(ctx, g, "Sign", func(ctx context.Context) (err error) {
+	err = e.call(ctx, g, pacer.OpSign, func(ctx context.Context) (err error) {
 		sig, err = e.KMS.Sign(ctx, &kms.SignInput{KeyId: aws.String(j.KeyARN), Message: d, MessageType: types.MessageTypeDigest, SigningAlgorithm: alg})
 		return err
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyferry/keyferry/functions/engine"
 	"github.com/keyferry/keyferry/functions/store"
+	"github.com/keyferry/keyferry/shared/groups"
 )
 
 // SchedulePayload is the EventBridge Scheduler input. ID, when set (e.g.
@@ -45,8 +46,9 @@ var ErrBadTrigger = errors.New("handlers: unrecognised rotate payload")
 // the operator function, whose invoke permission is the operator's alone.
 var ErrOperatorViaRotate = errors.New("handlers: operator requests go to the operator function, not rotate")
 
-// DefaultAlarmCooldown applies when an alarm sets no cooldown.
-const DefaultAlarmCooldown = time.Hour
+// DefaultAlarmCooldown applies when an alarm sets no cooldown (the
+// key-group file's default, written once there).
+const DefaultAlarmCooldown = groups.DefaultAlarmCooldown
 
 // Rotate accepts the Scheduler payload and both alarm shapes. It refuses an
 // operator request ({"operator": {...}}) with ErrOperatorViaRotate.

@@ -27,7 +27,7 @@ type Options struct {
 	// a hundred times faster, 0 = unlimited.
 	QuotaScale float64
 	// RotationCap is the number of on-demand rotations allowed per key
-	// (LimitExceededException beyond); 0 means 10.
+	// (LimitExceededException beyond); 0 means KMS's 25.
 	RotationCap int
 	// RotationDelay is how long an on-demand rotation runs (emulator clock)
 	// before it completes; OnDemandRotationStartDate is visible meanwhile.
@@ -91,7 +91,7 @@ func New(opts Options) *Server {
 		opts.Account = "111122223333"
 	}
 	if opts.RotationCap == 0 {
-		opts.RotationCap = 10
+		opts.RotationCap = 25
 	}
 	if opts.RotationDelay == 0 {
 		opts.RotationDelay = 2 * time.Second
