@@ -278,17 +278,25 @@ func ctxOf(m module) *pkcs11.Ctx {
 // next C_WrapKey calls get the faults in seq ("" = none), in order, then
 // none. restore puts the real module back.
 func (h *HSM) InjectWrapFaultsForTest(seq ...FaultKind) (restore func()) {
+	return h.swapModuleForTest(func(real module) module {
+		return &faultModule{module: real, log: h.log, decide: func() FaultKind {
+			if len(seq) == 0 {
+				return ""
+			}
+			k := seq[0]
+			seq = seq[1:]
+			return k
+		}}
+	})
+}
+
+// swapModuleForTest puts wrap(the live module) under the pool; restore
+// puts the real module back.
+func (h *HSM) swapModuleForTest(wrap func(module) module) (restore func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	real := h.p
-	h.p = &faultModule{module: real, log: h.log, decide: func() FaultKind {
-		if len(seq) == 0 {
-			return ""
-		}
-		k := seq[0]
-		seq = seq[1:]
-		return k
-	}}
+	h.p = wrap(real)
 	return func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -326,15 +334,7 @@ func (m *missModule) FindObjects(sh pkcs11.SessionHandle, max int) ([]pkcs11.Obj
 // MissFindsForTest makes the next misses searches that would find an
 // object find none; restore puts the real module back.
 func (h *HSM) MissFindsForTest(misses int) (restore func()) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	real := h.p
-	h.p = &missModule{module: real, misses: misses}
-	return func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		h.p = real
-	}
+	return h.swapModuleForTest(func(real module) module { return &missModule{module: real, misses: misses} })
 }
 
 // keygenFailModule answers the next fails C_GenerateKey calls with
@@ -361,13 +361,5 @@ func (m *keygenFailModule) GenerateKey(sh pkcs11.SessionHandle, mech []*pkcs11.M
 // FailKeygenForTest makes the next fails C_GenerateKey calls fail with
 // CKR_TEMPLATE_INCONSISTENT; restore puts the real module back.
 func (h *HSM) FailKeygenForTest(fails int) (restore func()) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	real := h.p
-	h.p = &keygenFailModule{module: real, fails: fails}
-	return func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		h.p = real
-	}
+	return h.swapModuleForTest(func(real module) module { return &keygenFailModule{module: real, fails: fails} })
 }

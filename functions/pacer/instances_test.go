@@ -105,23 +105,8 @@ func TestPacingHoldsAcrossInstances(t *testing.T) {
 	if os.Getenv(envInstance) != "" {
 		return
 	}
-	ctx := context.Background()
-	moto, err := motoserver.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer moto.Close()
-	db := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto.URL()), Credentials: creds})
 	const table = "keyferry-pacing"
-	in := store.TableSchemas(store.Tables{Pacing: table})
-	for i := range in {
-		if aws.ToString(in[i].TableName) != table {
-			continue
-		}
-		if _, err := db.CreateTable(ctx, &in[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, moto := pacingTable(t, table)
 
 	const (
 		instances = 4
@@ -219,20 +204,7 @@ func TestLedgerPacedOutTakesNoSlot(t *testing.T) {
 		return
 	}
 	ctx := context.Background()
-	moto, err := motoserver.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer moto.Close()
-	db := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto.URL()), Credentials: creds})
-	in := store.TableSchemas(store.Tables{Pacing: "pacing"})
-	for i := range in {
-		if aws.ToString(in[i].TableName) == "pacing" {
-			if _, err := db.CreateTable(ctx, &in[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	db, _ := pacingTable(t, "pacing")
 	now := time.UnixMilli(time.Now().UnixMilli())
 	clock := func() time.Time { return now }
 	p := pacer.New(1, 1) // GetParametersForImport: 1/s, one slot a second
@@ -247,7 +219,7 @@ func TestLedgerPacedOutTakesNoSlot(t *testing.T) {
 	// Deadline-bound caller: latest usable slot = deadline - margin < now+1s.
 	dctx, cancel := context.WithDeadline(ctx, now.Add(pacer.DeadlineMargin+500*time.Millisecond))
 	defer cancel()
-	err = p.Do(dctx, "a/r", "GetParametersForImport", call)
+	err := p.Do(dctx, "a/r", "GetParametersForImport", call)
 	var po *pacer.PacedOutError
 	if !errors.As(err, &po) || !errors.Is(err, pacer.ErrPacedOut) {
 		t.Fatalf("got %v, want a PacedOutError", err)
@@ -286,20 +258,7 @@ func TestLedgerHighRateDoesNotLoop(t *testing.T) {
 		return
 	}
 	ctx := context.Background()
-	moto, err := motoserver.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer moto.Close()
-	db := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto.URL()), Credentials: creds})
-	in := store.TableSchemas(store.Tables{Pacing: "pacing"})
-	for i := range in {
-		if aws.ToString(in[i].TableName) == "pacing" {
-			if _, err := db.CreateTable(ctx, &in[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	db, _ := pacingTable(t, "pacing")
 	p := pacer.New(0.8, 1000)
 	p.Ledger = &pacer.Ledger{DB: db, Table: "pacing"}
 	var wg sync.WaitGroup
@@ -320,4 +279,26 @@ func TestLedgerHighRateDoesNotLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// pacingTable starts moto_server with a pacing table named name.
+func pacingTable(t *testing.T, name string) (*dynamodb.Client, *motoserver.Server) {
+	t.Helper()
+	ctx := context.Background()
+	moto, err := motoserver.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(moto.Close)
+	db := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto.URL()), Credentials: creds})
+	in := store.TableSchemas(store.Tables{Pacing: name})
+	for i := range in {
+		if aws.ToString(in[i].TableName) != name {
+			continue
+		}
+		if _, err := db.CreateTable(ctx, &in[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db, moto
 }

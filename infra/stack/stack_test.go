@@ -43,10 +43,7 @@ func synth(t *testing.T) (map[string]any, *groups.Config) {
 			synthErr = err
 			return
 		}
-		for _, fn := range Functions {
-			os.MkdirAll(filepath.Join(assets, fn), 0o755)
-			os.WriteFile(filepath.Join(assets, fn, "bootstrap"), []byte("placeholder"), 0o755)
-		}
+		placeholderAssets(assets)
 		app := awscdk.NewApp(nil)
 		tgt := cfg.Targets()[0]
 		cp := NewControlPlane(app, "test", &Props{
@@ -64,6 +61,14 @@ func synth(t *testing.T) (map[string]any, *groups.Config) {
 		t.Fatal(synthErr)
 	}
 	return template, sample
+}
+
+// placeholderAssets writes a stand-in bootstrap per function under dir.
+func placeholderAssets(dir string) {
+	for _, fn := range Functions {
+		os.MkdirAll(filepath.Join(dir, fn), 0o755)
+		os.WriteFile(filepath.Join(dir, fn, "bootstrap"), []byte("placeholder"), 0o755)
+	}
 }
 
 func resources(t *testing.T, typ string) map[string]map[string]any {
@@ -365,10 +370,7 @@ func TestFleetCreatedTogetherDoesNotFireTogether(t *testing.T) {
 		cfg.Groups = append(cfg.Groups, g)
 	}
 	assets := t.TempDir()
-	for _, fn := range Functions {
-		os.MkdirAll(filepath.Join(assets, fn), 0o755)
-		os.WriteFile(filepath.Join(assets, fn, "bootstrap"), []byte("placeholder"), 0o755)
-	}
+	placeholderAssets(assets)
 	app := awscdk.NewApp(nil)
 	tgt := cfg.Targets()[0]
 	cp := NewControlPlane(app, "fleet", &Props{
