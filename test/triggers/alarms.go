@@ -9,7 +9,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 
 	"github.com/keyferry/keyferry/test/cfntemplate"
 )
@@ -88,10 +90,16 @@ type ResolvedPermission struct {
 	LogicalID, FunctionARN, Principal, SourceArn, SourceAccount string
 }
 
-// ResolvePermissions resolves every permission of t with r.
+// ResolvePermissions resolves the permissions of t whose principal is a
+// trigger service (CloudWatch alarms, EventBridge, Scheduler) with r.
 func ResolvePermissions(t *cfntemplate.Template, r *cfntemplate.Resolver) ([]ResolvedPermission, error) {
 	var out []ResolvedPermission
 	for _, p := range t.Permissions() {
+		switch p.Principal {
+		case "lambda.alarms.cloudwatch.amazonaws.com", "events.amazonaws.com", "scheduler.amazonaws.com":
+		default:
+			continue
+		}
 		rp := ResolvedPermission{LogicalID: p.LogicalID, Principal: p.Principal}
 		var err error
 		if rp.FunctionARN, err = r.String(p.FunctionName); err != nil {
@@ -112,9 +120,12 @@ func ResolvePermissions(t *cfntemplate.Template, r *cfntemplate.Resolver) ([]Res
 	return out, nil
 }
 
-// NewAlarms plays alarms of the CloudWatch at endpoint (moto_server).
+// NewAlarms plays alarms of the CloudWatch at endpoint (moto_server). The
+// client speaks the AWS Query protocol: moto 5.2.1 does not route the
+// SDK's default Smithy RPC v2 CBOR (see functions/internal/dynamotest).
 func NewAlarms(d *Deliverer, endpoint string, bus *Bus, perms []ResolvedPermission) *Alarms {
-	cw := cloudwatch.New(cloudwatch.Options{Region: d.opts.Region, Credentials: d.opts.Credentials, BaseEndpoint: aws.String(endpoint)})
+	cw := cloudwatch.New(cloudwatch.Options{Region: d.opts.Region, Credentials: d.opts.Credentials, BaseEndpoint: aws.String(endpoint)},
+		func(o *cloudwatch.Options) { o.Protocol = awsquery.New(schemas.GraniteServiceVersion20100801) })
 	return &Alarms{d: d, CW: cw, Bus: bus, Permissions: perms}
 }
 
@@ -239,10 +250,8 @@ func (a *Alarms) describe(ctx context.Context, name string) (cwtypes.MetricAlarm
 // payload builds the documented Lambda alarm payload from the alarm's
 // definition and its previous state.
 func (a *Alarms) payload(m cwtypes.MetricAlarm, state, reason, reasonData string, now time.Time) AlarmPayload {
-	arn := aws.ToString(m.AlarmArn)
-	if arn == "" || !strings.HasPrefix(arn, "arn:") {
-		arn = fmt.Sprintf("arn:aws:cloudwatch:%s:%s:alarm:%s", a.d.opts.Region, a.d.opts.Account, aws.ToString(m.AlarmName))
-	}
+	// The sandbox's account, not moto's default one in m.AlarmArn.
+	arn := fmt.Sprintf("arn:aws:cloudwatch:%s:%s:alarm:%s", a.d.opts.Region, a.d.opts.Account, aws.ToString(m.AlarmName))
 	p := AlarmPayload{Source: "aws.cloudwatch", AlarmArn: arn, AccountID: a.d.opts.Account, Time: cwTime(now), Region: a.d.opts.Region}
 	d := &p.AlarmData
 	d.AlarmName = aws.ToString(m.AlarmName)
