@@ -16,12 +16,16 @@ type alias struct {
 
 var aliasRE = regexp.MustCompile(`^alias/[a-zA-Z0-9/_-]+$`)
 
-func validateAliasName(name string) *Error {
+// validateAliasName checks an alias name; a name under the reserved
+// alias/aws/ prefix is answered with reservedType (CreateAlias models
+// InvalidAliasNameException for it; UpdateAlias and DeleteAlias model no
+// such error, so they answer ValidationException).
+func validateAliasName(name, reservedType string) *Error {
 	if len(name) < 1 || len(name) > 256 || !aliasRE.MatchString(name) {
 		return errf(errValidation, "Alias must start with the prefix \"alias/\" and contain only alphanumeric characters, '/', '_' or '-' (got %q)", name)
 	}
 	if strings.HasPrefix(name, "alias/aws/") {
-		return errf("NotAuthorizedException", "Cannot create or modify alias %s: the alias/aws/ prefix is reserved for AWS managed keys", name)
+		return errf(reservedType, "Cannot create or modify alias %s: the alias/aws/ prefix is reserved for AWS managed keys", name)
 	}
 	return nil
 }
@@ -43,7 +47,7 @@ func (s *Server) createAlias(now time.Time, body []byte) (any, *Error) {
 	if e := decode(body, &req); e != nil {
 		return nil, e
 	}
-	if e := validateAliasName(req.AliasName); e != nil {
+	if e := validateAliasName(req.AliasName, errInvalidAliasName); e != nil {
 		return nil, e
 	}
 	k, e := s.resolveKey(req.TargetKeyId, false)
@@ -67,7 +71,7 @@ func (s *Server) updateAlias(now time.Time, body []byte) (any, *Error) {
 	if e := decode(body, &req); e != nil {
 		return nil, e
 	}
-	if e := validateAliasName(req.AliasName); e != nil {
+	if e := validateAliasName(req.AliasName, errValidation); e != nil {
 		return nil, e
 	}
 	a, ok := s.aliases[req.AliasName]
@@ -97,7 +101,7 @@ func (s *Server) deleteAlias(_ time.Time, body []byte) (any, *Error) {
 	if e := decode(body, &req); e != nil {
 		return nil, e
 	}
-	if e := validateAliasName(req.AliasName); e != nil {
+	if e := validateAliasName(req.AliasName, errValidation); e != nil {
 		return nil, e
 	}
 	a, ok := s.aliases[req.AliasName]

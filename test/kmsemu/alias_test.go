@@ -44,7 +44,7 @@ func TestAliasRules(t *testing.T) {
 		{"create reserved", func() error {
 			_, err := c.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: strPtr("alias/aws/x"), TargetKeyId: &k1})
 			return err
-		}, "NotAuthorizedException"},
+		}, errInvalidAliasName},
 		{"create targeting alias", func() error {
 			_, err := c.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: strPtr("alias/b"), TargetKeyId: &a})
 			return err

@@ -8,6 +8,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -37,9 +39,15 @@ func startServer(t testing.TB, opts Options) *Server {
 		opts.Account = testAccount
 	}
 	srv := New(opts)
-	if err := srv.Start("127.0.0.1:0"); err != nil {
+	// Start, with every answer recorded for the service-model check
+	// (modelcheck_test.go).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
+	srv.ln = ln
+	srv.httpSrv = &http.Server{Handler: recordResponses(srv), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.httpSrv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return srv
 }

@@ -43,7 +43,6 @@ type key struct {
 
 	enabled      bool      // the customer's enabled flag
 	deletionDate time.Time // non-zero while PendingDeletion
-	deleteWindow int
 
 	materials []*material // association order
 	rotations []rotation  // completed on-demand rotations, oldest first
@@ -277,7 +276,6 @@ type keyMetadata struct {
 	KeyUsage               string   `json:"KeyUsage"`
 	KeyState               string   `json:"KeyState"`
 	DeletionDate           *epoch   `json:"DeletionDate,omitempty"`
-	PendingDeletionWindow  *int     `json:"PendingDeletionWindowInDays,omitempty"`
 	ValidTo                *epoch   `json:"ValidTo,omitempty"`
 	Origin                 string   `json:"Origin"`
 	ExpirationModel        string   `json:"ExpirationModel,omitempty"`
@@ -299,10 +297,9 @@ func (k *key) metadata(account string) keyMetadata {
 		KeyState: k.state(), DeletionDate: tp(k.deletionDate), Origin: k.origin, KeyManager: "CUSTOMER",
 		CustomerMasterKeySpec: string(k.spec), KeySpec: string(k.spec),
 	}
-	if !k.deletionDate.IsZero() {
-		w := k.deleteWindow
-		md.PendingDeletionWindow = &w
-	}
+	// PendingDeletionWindowInDays is only for a multi-Region primary in
+	// PendingReplicaDeletion (the emulator has no multi-Region keys); a
+	// key pending deletion shows its DeletionDate.
 	switch k.usage {
 	case keyspec.EncryptDecrypt:
 		md.EncryptionAlgorithms = encryptionAlgorithms(k.info)
@@ -600,7 +597,6 @@ func (s *Server) scheduleKeyDeletion(now time.Time, body []byte) (any, *Error) {
 		return nil, e
 	}
 	k.deletionDate = now.Add(time.Duration(days) * 24 * time.Hour)
-	k.deleteWindow = days
 	return map[string]any{"KeyId": k.arn, "DeletionDate": tp(k.deletionDate), "KeyState": statePendingDeletion, "PendingWindowInDays": days}, nil
 }
 
@@ -613,7 +609,6 @@ func (s *Server) cancelKeyDeletion(_ time.Time, body []byte) (any, *Error) {
 		return nil, errf(errInvalidState, "%s is not pending deletion", k.arn)
 	}
 	k.deletionDate = time.Time{}
-	k.deleteWindow = 0
 	k.enabled = false // AWS: a key whose deletion is canceled is Disabled
 	return map[string]any{"KeyId": k.arn}, nil
 }
