@@ -204,7 +204,13 @@ func (s *Scheduler) fire(ctx context.Context, sc *Schedule, due time.Time, wait 
 	if sc.Retry.MaximumEventAgeInSeconds < 0 {
 		plan.maxAge = SchedulerDefaultMaxAge
 	}
-	ex.Delivery = s.d.deliver(ctx, sc.TargetARN, payload, due.Add(ex.WindowDelay), plan, sc.DLQURL, func(e *InvokeError, retries int) map[string]string {
+	// The event's age counts from its (windowed) due time, or from now when
+	// fired ahead of it (FireNext).
+	eventTime := due.Add(ex.WindowDelay)
+	if now := s.d.opts.Clock.Now(); now.Before(eventTime) {
+		eventTime = now
+	}
+	ex.Delivery = s.d.deliver(ctx, sc.TargetARN, payload, eventTime, plan, sc.DLQURL, func(e *InvokeError, retries int) map[string]string {
 		return map[string]string{
 			"ERROR_CODE":     e.Code,
 			"ERROR_MESSAGE":  e.Message,

@@ -173,9 +173,15 @@ func (e *env) reset() {
 }
 
 func (e *env) deliverer(t *testing.T, dup float64, extra map[string]any) (*triggers.Deliverer, *cfntemplate.Resolver) {
+	return e.delivererAt(t, 1000, dup, extra)
+}
+
+// delivererAt runs the clock scale times real time (1000: a 1 s back-off
+// takes 1 ms; the real latency of a call counts 1000 times as well).
+func (e *env) delivererAt(t *testing.T, scale, dup float64, extra map[string]any) (*triggers.Deliverer, *cfntemplate.Resolver) {
 	t.Helper()
 	d, err := triggers.NewDeliverer(triggers.Options{LambdaEndpoint: e.proxy.URL, SQSEndpoint: e.moto.URL(), Region: region, Account: account,
-		Credentials: creds, Clock: triggers.NewClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), 1e6), Duplicate: dup, Seed: 42})
+		Credentials: creds, Clock: triggers.NewClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), scale), Duplicate: dup, Seed: 42})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -605,4 +611,78 @@ func keys(t *testing.T, b []byte) []string {
 	walk("", v)
 	slices.Sort(out)
 	return out
+}
+
+// withSchedule copies the template with schedule id's properties edited.
+func withSchedule(t *testing.T, id string, edit func(p map[string]any)) *cfntemplate.Template {
+	t.Helper()
+	cp := *tpl
+	cp.Resources = map[string]*cfntemplate.Resource{}
+	for k, r := range tpl.Resources {
+		cp.Resources[k] = r
+	}
+	r, ok := tpl.Resources[id]
+	if !ok {
+		t.Fatalf("no resource %s", id)
+	}
+	b, _ := json.Marshal(r.Properties)
+	nr := *r
+	nr.Properties = nil
+	if err := json.Unmarshal(b, &nr.Properties); err != nil {
+		t.Fatal(err)
+	}
+	edit(nr.Properties)
+	cp.Resources[id] = &nr
+	return &cp
+}
+
+// TestSchedulerStopsAtMaximumEventAge: with retries to spare (185) but
+// MaximumEventAgeInSeconds 60, a throttled target is retried only while
+// the event is younger than a minute (back-offs 1+2+4+8+16 s; the next,
+// 32 s, would pass 60 s): 6 attempts, then the DLQ.
+func TestSchedulerStopsAtMaximumEventAge(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	id := "Scheduletokensigning4D8E8F90"
+	tp := withSchedule(t, id, func(p map[string]any) {
+		p["Target"].(map[string]any)["RetryPolicy"] = map[string]any{"MaximumRetryAttempts": 185.0, "MaximumEventAgeInSeconds": 60.0}
+	})
+	d, _ := e.delivererAt(t, 100, 0, nil)
+	s, err := triggers.NewScheduler(ctx, tp, triggers.Resolver(tp, account, region, nil), d, d.Clock().Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := s.Schedule(id)
+	e.throttleFor("keyferry-rotate", -1)
+	ex, _ := s.FireNext(ctx, sc, false)
+	if ex.Attempts != 6 || !ex.DeadLettered {
+		t.Fatalf("%+v", ex)
+	}
+	m := receive(t, e, sc.DLQURL, 1)[0]
+	if got := aws.ToString(m.MessageAttributes["RETRY_ATTEMPTS"].StringValue); got != "5" {
+		t.Errorf("RETRY_ATTEMPTS %q, want 5", got)
+	}
+}
+
+// TestBadTemplateInput: a schedule the Scheduler could not run is an error
+// naming it, and nothing is fired.
+func TestBadTemplateInput(t *testing.T) {
+	e := newEnv(t)
+	d, _ := e.deliverer(t, 0, nil)
+	for name, edit := range map[string]func(p map[string]any){
+		"expression": func(p map[string]any) { p["ScheduleExpression"] = "rate(5 weeks)" },
+		"target": func(p map[string]any) {
+			p["Target"].(map[string]any)["Arn"] = map[string]any{"Fn::GetAtt": []any{"NoSuchFn", "Arn"}}
+		},
+		"input": func(p map[string]any) { p["Target"].(map[string]any)["Input"] = map[string]any{"group": "x"} },
+	} {
+		tp := withSchedule(t, "ScheduleSweeper6A66DCCB", edit)
+		_, err := triggers.NewScheduler(context.Background(), tp, triggers.Resolver(tp, account, region, nil), d, d.Clock().Now())
+		if err == nil || !strings.Contains(err.Error(), "ScheduleSweeper6A66DCCB") {
+			t.Errorf("%s: error %v, want one naming the schedule", name, err)
+		}
+	}
+	if st := d.Stats(); st.Invokes != 0 {
+		t.Errorf("%d invokes after bad templates", st.Invokes)
+	}
 }
