@@ -82,9 +82,8 @@ type Client struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
-	queue  []item
+	out    *Outbox
 	active *conn
-	writes int // writes in progress on any connection
 	nextID int
 
 	hbSeq atomic.Uint64
@@ -109,15 +108,7 @@ func New(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Client{cfg: cfg, log: log.With("component", "tunnel")}, nil
-}
-
-// item is one queued message; reliable ones are kept after writing until
-// the peer has provably read them (see conn.unacked).
-type item struct {
-	data     []byte
-	reliable bool
-	seq      uint64
+	return &Client{cfg: cfg, log: log.With("component", "tunnel"), out: NewOutbox()}, nil
 }
 
 // Send queues msg for the active (or next) connection. Messages above
@@ -132,30 +123,18 @@ func (cl *Client) enqueue(msg []byte, reliable bool) error {
 	if len(msg) > protocol.MaxMessageBytes {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg), protocol.MaxMessageBytes)
 	}
-	cl.mu.Lock()
-	if len(cl.queue) >= MaxQueued {
-		cl.mu.Unlock()
-		return ErrQueueFull
+	if err := cl.out.Push(msg, reliable); err != nil {
+		return err
 	}
-	cl.queue = append(cl.queue, item{data: msg, reliable: reliable})
-	a := cl.active
-	cl.mu.Unlock()
-	if a != nil {
+	if a := cl.currentActive(); a != nil {
 		a.notify()
 	}
 	return nil
 }
 
-// Queued returns the number of messages waiting to be written.
-func (cl *Client) Queued() int {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	n := len(cl.queue) + cl.writes
-	if cl.active != nil {
-		n += cl.active.pendingAcks()
-	}
-	return n
-}
+// Queued returns the number of messages waiting to be written or
+// acknowledged.
+func (cl *Client) Queued() int { return cl.out.Pending() }
 
 // Connected reports whether a connection is active.
 func (cl *Client) Connected() bool {
@@ -224,6 +203,11 @@ func (cl *Client) Run(ctx context.Context) error {
 				cl.log.Warn("tunnel: no pong for the hello barrier; recycling anyway", "conn", nc.id)
 			case <-ctx.Done():
 			}
+		}
+		if old != nil {
+			// The new writer takes nothing until old's owed messages are
+			// acknowledged or back in the queue (order kept).
+			cl.out.Retire(old.id)
 		}
 		cl.activate(nc)
 		if reason != "" && cl.cfg.Observer != nil {
@@ -333,7 +317,10 @@ func (cl *Client) connect(ctx context.Context) (*conn, error) {
 			if seq == 0 {
 				helloOnce.Do(func() { close(c.helloAck) })
 			}
-			c.acked(seq)
+			cl.out.Ack(c.id, seq)
+			if a := cl.currentActive(); a != nil && a != c {
+				a.notify() // a retiring connection's acks may unblock the active writer
+			}
 		}
 		return nil
 	})
@@ -367,7 +354,7 @@ func (cl *Client) activate(c *conn) {
 func (cl *Client) lost(c *conn) {
 	cl.deactivate(c)
 	<-c.writerDone
-	cl.requeue(c)
+	cl.settle(c, false)
 }
 
 func (cl *Client) deactivate(c *conn) {
@@ -390,15 +377,14 @@ func (cl *Client) retire(c *conn) {
 	c.wmu.Lock()
 	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "recycle"), time.Now().Add(time.Second))
 	c.wmu.Unlock()
+	delivered := false
 	select {
 	case <-c.readerDone:
-		if c.closedCleanly() {
-			c.takeUnacked() // the peer echoed our close: it read everything
-		}
+		delivered = c.closedCleanly() // the peer echoed our close: it read everything
 	case <-time.After(2 * time.Second):
 	}
 	c.kill(errors.New("retired"))
-	cl.requeue(c)
+	cl.settle(c, delivered)
 	if a := cl.currentActive(); a != nil {
 		a.notify()
 	}
@@ -410,42 +396,12 @@ func (cl *Client) currentActive() *conn {
 	return cl.active
 }
 
-func (cl *Client) pop(c *conn) (it item, ok, active bool) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if cl.active != c {
-		return item{}, false, false
+// settle hands c's owed messages back to the outbox (or drops them when
+// delivered).
+func (cl *Client) settle(c *conn, delivered bool) {
+	if n := cl.out.Settle(c.id, delivered); n > 0 {
+		cl.log.Info("tunnel re-sending unacknowledged messages", "conn", c.id, "count", n)
 	}
-	if len(cl.queue) == 0 {
-		return item{}, false, true
-	}
-	it = cl.queue[0]
-	cl.queue[0] = item{}
-	cl.queue = cl.queue[1:]
-	cl.writes++
-	return it, true, true
-}
-
-func (cl *Client) done(it item, err error) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	cl.writes--
-	if err != nil && it.reliable {
-		cl.queue = append([]item{it}, cl.queue...)
-	}
-}
-
-// requeue puts messages a dead connection never had acknowledged back at
-// the head of the queue, in their original order.
-func (cl *Client) requeue(c *conn) {
-	its := c.takeUnacked()
-	if len(its) == 0 {
-		return
-	}
-	cl.mu.Lock()
-	cl.queue = append(its, cl.queue...)
-	cl.mu.Unlock()
-	cl.log.Info("tunnel re-sending unacknowledged messages", "conn", c.id, "count", len(its))
 }
 
 func (cl *Client) writer(c *conn) {
@@ -458,10 +414,10 @@ func (cl *Client) writer(c *conn) {
 			return
 		default:
 		}
-		it, ok, active := cl.pop(c)
-		if !active {
+		if cl.currentActive() != c {
 			return
 		}
+		it, ok := cl.out.Next(c.id)
 		if !ok {
 			select {
 			case <-c.wake:
@@ -472,22 +428,16 @@ func (cl *Client) writer(c *conn) {
 			}
 			continue
 		}
-		if it.reliable {
-			it.seq = c.track(it)
-		}
 		err := c.write(it.data)
-		if err != nil {
-			c.untrack(it.seq)
-		}
-		cl.done(it, err)
+		seq := cl.out.Written(c.id, it, err)
 		if err != nil {
 			c.kill(err)
 			return
 		}
-		if it.reliable {
+		if seq > 0 {
 			// Ack barrier: the peer answers the ping after reading
 			// everything written before it.
-			c.ping(it.seq)
+			c.ping(seq)
 		}
 	}
 }
@@ -528,59 +478,6 @@ type conn struct {
 	errMu    sync.Mutex
 	err      error
 	clean    bool
-
-	ackMu   sync.Mutex
-	ackSeq  uint64
-	unacked []item
-}
-
-// track remembers a reliable message until the peer acknowledges it.
-func (c *conn) track(it item) uint64 {
-	c.ackMu.Lock()
-	defer c.ackMu.Unlock()
-	c.ackSeq++
-	it.seq = c.ackSeq
-	c.unacked = append(c.unacked, it)
-	return it.seq
-}
-
-func (c *conn) untrack(seq uint64) {
-	c.ackMu.Lock()
-	defer c.ackMu.Unlock()
-	for i, it := range c.unacked {
-		if it.seq == seq {
-			c.unacked = append(c.unacked[:i], c.unacked[i+1:]...)
-			return
-		}
-	}
-}
-
-// acked drops every message up to seq (a pong for ping seq arrived).
-func (c *conn) acked(seq uint64) {
-	c.ackMu.Lock()
-	defer c.ackMu.Unlock()
-	i := 0
-	for i < len(c.unacked) && c.unacked[i].seq <= seq {
-		i++
-	}
-	c.unacked = c.unacked[i:]
-}
-
-func (c *conn) pendingAcks() int {
-	c.ackMu.Lock()
-	defer c.ackMu.Unlock()
-	return len(c.unacked)
-}
-
-func (c *conn) takeUnacked() []item {
-	c.ackMu.Lock()
-	defer c.ackMu.Unlock()
-	out := c.unacked
-	c.unacked = nil
-	for i := range out {
-		out[i].seq = 0
-	}
-	return out
 }
 
 func (c *conn) ping(seq uint64) {
