@@ -12,10 +12,10 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/keyferry/keyferry/functions/engine"
-	"github.com/keyferry/keyferry/functions/internal/dynamotest"
 	"github.com/keyferry/keyferry/functions/jobqueue"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/protocol"
+	"github.com/keyferry/keyferry/test/dynamotest"
 )
 
 // jobQueue is a real SQS queue in moto_server (the same process that

@@ -12,9 +12,9 @@ import (
 
 	"github.com/keyferry/keyferry/functions/engine"
 	"github.com/keyferry/keyferry/functions/handlers"
-	"github.com/keyferry/keyferry/functions/internal/dynamotest"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/groups"
+	"github.com/keyferry/keyferry/test/dynamotest"
 )
 
 const rotateFn = "arn:aws:lambda:us-east-1:111122223333:function:keyferry-rotate"

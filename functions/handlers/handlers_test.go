@@ -17,11 +17,11 @@ import (
 
 	"github.com/keyferry/keyferry/functions/engine"
 	"github.com/keyferry/keyferry/functions/handlers"
-	"github.com/keyferry/keyferry/functions/internal/agentpeer"
-	"github.com/keyferry/keyferry/functions/internal/dynamotest"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/groups"
 	"github.com/keyferry/keyferry/shared/protocol"
+	"github.com/keyferry/keyferry/test/agentpeer"
+	"github.com/keyferry/keyferry/test/dynamotest"
 	"github.com/keyferry/keyferry/test/kmsemu"
 )
 

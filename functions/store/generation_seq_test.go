@@ -5,8 +5,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/keyferry/keyferry/functions/internal/dynamotest"
 	"github.com/keyferry/keyferry/functions/store"
+	"github.com/keyferry/keyferry/test/dynamotest"
 )
 
 // TestClaimGenerationNeverReusesANumber: numbers only grow, respect the

@@ -6,9 +6,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/keyferry/keyferry/functions/internal/dynamotest"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/test/ddbfault"
+	"github.com/keyferry/keyferry/test/dynamotest"
 )
 
 // TestWriteWhoseAnswerWasLostSucceeds: DynamoDB applies a job write but the

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyferry/keyferry/functions/internal/dynamotest"
 	"github.com/keyferry/keyferry/functions/store"
+	"github.com/keyferry/keyferry/test/dynamotest"
 )
 
 func TestMain(m *testing.M) { os.Exit(dynamotest.Main(m)) }

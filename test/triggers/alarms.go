@@ -122,7 +122,7 @@ func ResolvePermissions(t *cfntemplate.Template, r *cfntemplate.Resolver) ([]Res
 
 // NewAlarms plays alarms of the CloudWatch at endpoint (moto_server). The
 // client speaks the AWS Query protocol: moto 5.2.1 does not route the
-// SDK's default Smithy RPC v2 CBOR (see functions/internal/dynamotest).
+// SDK's default Smithy RPC v2 CBOR (see test/dynamotest).
 func NewAlarms(d *Deliverer, endpoint string, bus *Bus, perms []ResolvedPermission) *Alarms {
 	cw := cloudwatch.New(cloudwatch.Options{Region: d.opts.Region, Credentials: d.opts.Credentials, BaseEndpoint: aws.String(endpoint)},
 		func(o *cloudwatch.Options) { o.Protocol = awsquery.New(schemas.GraniteServiceVersion20100801) })
