@@ -686,3 +686,34 @@ func TestBadTemplateInput(t *testing.T) {
 		t.Errorf("%d invokes after bad templates", st.Invokes)
 	}
 }
+
+// TestSchedulerRunFiresOnTheClock: Run fires rate(5 minutes) every five
+// minutes of the accelerated clock (3000x: every 100 ms), each firing with
+// the schedule's Input, and stops with its context.
+func TestSchedulerRunFiresOnTheClock(t *testing.T) {
+	e := newEnv(t)
+	d, r := e.delivererAt(t, 3000, 0, nil)
+	s, err := triggers.NewScheduler(context.Background(), tpl, r, d, d.Clock().Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := s.Schedule("ScheduleSweeper6A66DCCB")
+	s.Schedules = []*triggers.Schedule{sc}
+	ctx, cancel := context.WithTimeout(context.Background(), 1050*time.Millisecond)
+	defer cancel()
+	var fired atomic.Int32
+	s.Run(ctx, func(ex triggers.Execution) {
+		if ex.Delivered == 1 {
+			fired.Add(1)
+		}
+	})
+	n := int(fired.Load())
+	if n < 9 || n > 11 {
+		t.Fatalf("%d firings in 52.5 clock minutes of rate(5 minutes), want 10 (±1)", n)
+	}
+	for _, c := range e.waitCalls(t, n) {
+		if string(c.payload) != sc.Input {
+			t.Fatalf("payload %q", c.payload)
+		}
+	}
+}
