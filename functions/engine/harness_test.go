@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -230,6 +231,33 @@ func (h *harness) deliverErr() (int, error) {
 			}
 		}
 	}
+}
+
+// answerFirst starts a job for group g and returns it with the peer's
+// genuine answer to its wrap_request (sealed, and decoded), not delivered.
+func (h *harness) answerFirst(g string) (*store.Job, *protocol.Envelope, protocol.WrapResult) {
+	h.t.Helper()
+	j, _, err := h.eng.Start(h.ctx, engineTrigger(g, "t"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	msgs := h.loop.Take()
+	if len(msgs) != 1 {
+		h.t.Fatalf("%d requests", len(msgs))
+	}
+	valid, err := h.peer.Answer(h.ctx, msgs[0].Data)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	env, err := protocol.Decode(valid)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var res protocol.WrapResult
+	if err := json.Unmarshal(env.Payload, &res); err != nil {
+		h.t.Fatal(err)
+	}
+	return j, env, res
 }
 
 // rotate triggers a rotation and delivers the agent's answers.

@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -20,26 +19,7 @@ import (
 func TestInvariant3ImportsOnlyBlobsSignedByRegisteredAgent(t *testing.T) {
 	g := uniq("inv3")
 	h := newHarness(t, symGroup(g, "alias-swap"))
-	j, _, err := h.eng.Start(h.ctx, engineTrigger(g, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs := h.loop.Take()
-	if len(msgs) != 1 {
-		t.Fatalf("%d requests", len(msgs))
-	}
-	valid, err := h.peer.Answer(h.ctx, msgs[0].Data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := protocol.Decode(valid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res protocol.WrapResult
-	if err := json.Unmarshal(env.Payload, &res); err != nil {
-		t.Fatal(err)
-	}
+	j, env, res := h.answerFirst(g)
 	rogue, err := protocol.GenerateECDSASigner()
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -33,26 +32,7 @@ func TestControlPlaneRefusesResultNotMatchingItsRequest(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := uniq("match")
 			h := newHarness(t, fmt.Sprintf("  - name: %s\n    key_spec: %s\n    mode: alias-swap\n    alias: alias/%s\n", g, tc.spec, g))
-			j, _, err := h.eng.Start(h.ctx, engineTrigger(g, "t"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			msgs := h.loop.Take()
-			if len(msgs) != 1 {
-				t.Fatalf("%d requests", len(msgs))
-			}
-			valid, err := h.peer.Answer(h.ctx, msgs[0].Data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			env, err := protocol.Decode(valid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var res protocol.WrapResult
-			if err := json.Unmarshal(env.Payload, &res); err != nil {
-				t.Fatal(err)
-			}
+			j, env, res := h.answerFirst(g)
 			tc.mutate(&res)
 			b, err := protocol.Seal(h.ctx, h.peer.Identity, "agent-1", protocol.ActionWrapResult, res)
 			if err != nil {

@@ -56,22 +56,7 @@ func newDeps(t *testing.T) *fixture {
 	}
 	cp, _ := protocol.GenerateECDSASigner()
 	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: agent.PublicKeyDER()})
-	y := fmt.Sprintf(`version: 1
-hsm_pools:
-  - name: p1
-    agents:
-      - id: agent-1
-        public_key: %q
-groups:
-  - name: g1
-    key_spec: SYMMETRIC_DEFAULT
-    alias: alias/g1
-    account: "111122223333"
-    region: us-east-1
-    hsm_pool: p1
-    schedule: rate(1 day)
-    policy_file: policy.json
-    alarms:
+	cfg, err := loadGroups(t, "p1", "agent-1", string(pemKey), `    alarms:
       - name: surge
         operation: Decrypt
         type: threshold
@@ -80,11 +65,7 @@ groups:
         period: 1m
         evaluation_periods: 1
         cooldown: 1h
-`, string(pemKey))
-	dir := t.TempDir()
-	_ = os.WriteFile(filepath.Join(dir, "policy.json"), []byte(`{"Version":"2012-10-17","Statement":[]}`), 0o600)
-	_ = os.WriteFile(filepath.Join(dir, "g.yaml"), []byte(y), 0o600)
-	cfg, err := groups.Load(filepath.Join(dir, "g.yaml"))
+`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +77,37 @@ groups:
 	loop := agentpeer.NewLoopback()
 	eng := &engine.Engine{Store: st, KMS: kc, Connections: loop, Groups: cfg, Signer: cp, SignerID: "cp", Now: emu.Now}
 	return &fixture{d: &handlers.Deps{Engine: eng, Store: st, Now: emu.Now}, st: st, agent: agent, loop: loop}
+}
+
+// loadGroups loads a key-group file registering agent in pool with group
+// g1 (SYMMETRIC_DEFAULT, us-east-1) in that pool; groupExtra is appended to
+// g1's entry.
+func loadGroups(t *testing.T, pool, agent, pemKey, groupExtra string) (*groups.Config, error) {
+	t.Helper()
+	y := fmt.Sprintf(`version: 1
+hsm_pools:
+  - name: %q
+    agents:
+      - id: %q
+        public_key: %q
+groups:
+  - name: g1
+    key_spec: SYMMETRIC_DEFAULT
+    alias: alias/g1
+    account: "111122223333"
+    region: us-east-1
+    hsm_pool: %q
+    schedule: rate(1 day)
+    policy_file: policy.json
+%s`, pool, agent, pemKey, pool, groupExtra)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "policy.json"), []byte(`{"Version":"2012-10-17","Statement":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "g.yaml"), []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return groups.Load(filepath.Join(dir, "g.yaml"))
 }
 
 func load(t *testing.T, name string) json.RawMessage {

@@ -12,7 +12,6 @@ import (
 	agentconfig "github.com/keyferry/keyferry/agent/config"
 	"github.com/keyferry/keyferry/functions/engine"
 	"github.com/keyferry/keyferry/functions/handlers"
-	"github.com/keyferry/keyferry/shared/groups"
 	"github.com/keyferry/keyferry/shared/protocol"
 )
 
@@ -88,31 +87,7 @@ audit: {path: %s}
 // in pool and $connect then lets it in.
 func controlPlaneAccepts(t *testing.T, pool, agent, pemKey string) bool {
 	t.Helper()
-	dir := t.TempDir()
-	y := fmt.Sprintf(`version: 1
-hsm_pools:
-  - name: %q
-    agents:
-      - id: %q
-        public_key: %q
-groups:
-  - name: g1
-    key_spec: SYMMETRIC_DEFAULT
-    alias: alias/g1
-    account: "111122223333"
-    region: eu-west-1
-    hsm_pool: %q
-    schedule: rate(1 day)
-    policy_file: policy.json
-`, pool, agent, pemKey, pool)
-	if err := os.WriteFile(filepath.Join(dir, "policy.json"), []byte(`{"Version":"2012-10-17","Statement":[]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "g.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := groups.Load(path)
+	cfg, err := loadGroups(t, pool, agent, pemKey, "")
 	if err != nil {
 		t.Logf("key-group file refuses it: %v", err)
 		return false

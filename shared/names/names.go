@@ -25,59 +25,53 @@ var (
 // ErrRequired: the identifier is empty.
 var ErrRequired = errors.New("required")
 
-// checkLabel validates a DNS label: lower-case letters, digits and hyphens,
-// 1-63 characters, no leading or trailing hyphen.
-func checkLabel(what, s string) error {
+// rule is one identifier rule: what the value names, its pattern, what the
+// pattern means in words, and an example for the empty case.
+type rule struct {
+	what    string
+	re      *regexp.Regexp
+	means   string
+	example string
+}
+
+func (r rule) check(s string) error {
 	if s == "" {
-		return fmt.Errorf("%s: %w", what, ErrRequired)
+		return fmt.Errorf("%s: %w%s", r.what, ErrRequired, r.example)
 	}
-	if !labelRe.MatchString(s) {
-		return fmt.Errorf("%s %q is not a DNS label (a-z, 0-9, -, 1-63 characters, no leading or trailing -)", what, s)
+	if !r.re.MatchString(s) {
+		return fmt.Errorf("%s %q %s", r.what, s, r.means)
 	}
 	return nil
 }
 
+const dnsLabel = "is not a DNS label (a-z, 0-9, -, 1-63 characters, no leading or trailing -)"
+
+var (
+	groupRule   = rule{"group name", labelRe, dnsLabel, ""}
+	poolRule    = rule{"pool name", labelRe, dnsLabel, ""}
+	alarmRule   = rule{"alarm name", labelRe, dnsLabel, ""}
+	agentRule   = rule{"agent id", agentRe, "is not an agent id (1-64 characters A-Z a-z 0-9 . _ - starting with a letter or digit)", ""}
+	accountRule = rule{"account", accountRe, "is not a 12-digit AWS account ID", " (12-digit AWS account ID)"}
+	regionRule  = rule{"region", regionRe, "is not an AWS region (e.g. us-east-1)", " (e.g. us-east-1)"}
+)
+
 // CheckGroup validates a key group name.
-func CheckGroup(s string) error { return checkLabel("group name", s) }
+func CheckGroup(s string) error { return groupRule.check(s) }
 
 // CheckPool validates an HSM pool name (the agent's hsm_pool, the key-group
 // file's hsm_pools[].name, the pool an agent names at $connect and in hello).
-func CheckPool(s string) error { return checkLabel("pool name", s) }
+func CheckPool(s string) error { return poolRule.check(s) }
 
 // CheckAlarm validates an alarm name of a key group.
-func CheckAlarm(s string) error { return checkLabel("alarm name", s) }
+func CheckAlarm(s string) error { return alarmRule.check(s) }
 
 // CheckAgentID validates an agent id: 1-64 characters of A-Z a-z 0-9 . _ -,
 // starting with a letter or digit.
-func CheckAgentID(s string) error {
-	if s == "" {
-		return fmt.Errorf("agent id: %w", ErrRequired)
-	}
-	if !agentRe.MatchString(s) {
-		return fmt.Errorf("agent id %q: want 1-64 characters A-Z a-z 0-9 . _ - starting with a letter or digit", s)
-	}
-	return nil
-}
+func CheckAgentID(s string) error { return agentRule.check(s) }
 
 // CheckAccount validates a 12-digit AWS account id.
-func CheckAccount(s string) error {
-	if s == "" {
-		return fmt.Errorf("account: %w (12-digit AWS account ID)", ErrRequired)
-	}
-	if !accountRe.MatchString(s) {
-		return fmt.Errorf("account %q is not a 12-digit AWS account ID", s)
-	}
-	return nil
-}
+func CheckAccount(s string) error { return accountRule.check(s) }
 
 // CheckRegion validates AWS region syntax (us-east-1, us-gov-west-1,
 // us-isob-east-1, eusc-de-east-1, ...).
-func CheckRegion(s string) error {
-	if s == "" {
-		return fmt.Errorf("region: %w (e.g. us-east-1)", ErrRequired)
-	}
-	if !regionRe.MatchString(s) {
-		return fmt.Errorf("region %q is not an AWS region (e.g. us-east-1)", s)
-	}
-	return nil
-}
+func CheckRegion(s string) error { return regionRule.check(s) }
