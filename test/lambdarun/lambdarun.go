@@ -87,12 +87,15 @@ type Runtime struct {
 type function struct {
 	cfg   FunctionConfig
 	limit int
-	// idle holds warm instances; slots bounds instances alive.
-	idle  chan *instance
-	slots chan struct{}
-	mu    sync.Mutex
-	all   map[*instance]bool
-	stats Stats
+	// idle holds warm instances. Under mu: all the instances alive,
+	// starting those being started (together bounded by limit), and freed
+	// closed (and replaced) whenever an instance goes, to wake waiters.
+	idle     chan *instance
+	mu       sync.Mutex
+	all      map[*instance]bool
+	starting int
+	freed    chan struct{}
+	stats    Stats
 }
 
 type instance struct {
@@ -150,7 +153,7 @@ func (rt *Runtime) Add(cfg FunctionConfig) error {
 	if _, dup := rt.fns[cfg.Name]; dup {
 		return fmt.Errorf("lambdarun: function %q added twice", cfg.Name)
 	}
-	rt.fns[cfg.Name] = &function{cfg: cfg, limit: limit, idle: make(chan *instance, max(limit, 1)), slots: make(chan struct{}, max(limit, 0)), all: map[*instance]bool{}}
+	rt.fns[cfg.Name] = &function{cfg: cfg, limit: limit, idle: make(chan *instance, max(limit, 1)), freed: make(chan struct{}), all: map[*instance]bool{}}
 	return nil
 }
 
@@ -273,31 +276,29 @@ func (rt *Runtime) acquire(ctx context.Context, f *function) (*instance, error) 
 	for {
 		select {
 		case in := <-f.idle:
-			select {
-			case <-in.exit: // died while idle
+			if in.dead() {
 				rt.kill(in)
 				continue
-			default:
-				return in, nil
-			}
-		default:
-		}
-		select {
-		case in := <-f.idle:
-			select {
-			case <-in.exit:
-				rt.kill(in)
-				continue
-			default:
-				return in, nil
-			}
-		case f.slots <- struct{}{}:
-			in, err := rt.start(ctx, f)
-			if err != nil {
-				<-f.slots
-				return nil, err
 			}
 			return in, nil
+		default:
+		}
+		f.mu.Lock()
+		if len(f.all)+f.starting < f.limit {
+			f.starting++
+			f.mu.Unlock()
+			return rt.start(ctx, f)
+		}
+		freed := f.freed
+		f.mu.Unlock()
+		select {
+		case in := <-f.idle:
+			if in.dead() {
+				rt.kill(in)
+				continue
+			}
+			return in, nil
+		case <-freed:
 		case <-ctx.Done():
 			f.count(func(s *Stats) { s.Throttles++ })
 			return nil, fmt.Errorf("lambdarun: function %q: %w: %w", f.cfg.Name, ErrThrottled, ctx.Err())
@@ -305,15 +306,37 @@ func (rt *Runtime) acquire(ctx context.Context, f *function) (*instance, error) 
 	}
 }
 
+// dead reports whether an instance's process has exited.
+func (in *instance) dead() bool {
+	select {
+	case <-in.exit:
+		return true
+	default:
+		return false
+	}
+}
+
+// release gives back a start reservation that made no instance.
+func (f *function) release() {
+	f.mu.Lock()
+	f.starting--
+	close(f.freed)
+	f.freed = make(chan struct{})
+	f.mu.Unlock()
+}
+
 // start launches one instance: aws-lambda-rie on two free loopback ports
-// running the bootstrap, and waits until it listens.
+// running the bootstrap, and waits until it listens. It consumes the
+// caller's start reservation (f.starting) whatever happens.
 func (rt *Runtime) start(ctx context.Context, f *function) (*instance, error) {
 	rieAddr, err := freeAddr()
 	if err != nil {
+		f.release()
 		return nil, err
 	}
 	apiAddr, err := freeAddr()
 	if err != nil {
+		f.release()
 		return nil, err
 	}
 	cfg := f.cfg
@@ -352,11 +375,13 @@ func (rt *Runtime) start(ctx context.Context, f *function) (*instance, error) {
 	// killed if this process dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
+		f.release()
 		return nil, fmt.Errorf("lambdarun: function %q: start aws-lambda-rie: %w", cfg.Name, err)
 	}
 	in := &instance{fn: f, cmd: cmd, url: "http://" + rieAddr + "/2015-03-31/functions/function/invocations", exit: make(chan struct{}), out: t}
 	go func() { cmd.Wait(); close(in.exit) }()
 	f.mu.Lock()
+	f.starting--
 	f.all[in] = true
 	f.stats.ColdStarts++
 	f.stats.AliveMax = max(f.stats.AliveMax, len(f.all))
@@ -460,7 +485,10 @@ func (rt *Runtime) kill(in *instance) {
 	syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
 	<-in.exit
 	if alive {
-		<-f.slots
+		f.mu.Lock()
+		close(f.freed)
+		f.freed = make(chan struct{})
+		f.mu.Unlock()
 		rt.opts.Log.Info("instance stopped", "function", f.cfg.Name, "pid", in.cmd.Process.Pid)
 	}
 }

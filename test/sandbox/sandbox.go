@@ -31,10 +31,12 @@ import (
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/groups"
 	"github.com/keyferry/keyferry/test/apigwemu"
+	"github.com/keyferry/keyferry/test/cfntemplate"
 	"github.com/keyferry/keyferry/test/ddbfault"
 	"github.com/keyferry/keyferry/test/esm"
 	"github.com/keyferry/keyferry/test/kmsemu"
 	"github.com/keyferry/keyferry/test/lambdaemu"
+	"github.com/keyferry/keyferry/test/lambdarun"
 	"github.com/keyferry/keyferry/test/motoserver"
 )
 
@@ -59,6 +61,17 @@ var defaultPolicy []byte
 
 // Options configures a sandbox.
 type Options struct {
+	// Functions is how the Lambda functions run: FunctionsRIE (each its real
+	// bootstrap behind the Runtime Interface Emulator, configured from the
+	// synthesized template) or FunctionsInProcess (the Go handlers in this
+	// process); empty means $KEYFERRY_SANDBOX_FUNCTIONS, else in-process.
+	Functions string
+	// AccountConcurrency bounds each function without reserved concurrency
+	// under FunctionsRIE (default 10).
+	AccountConcurrency int
+	// Credentials, when set, gives each function's instances their keys by
+	// role (FunctionsRIE); default the sandbox's cloud key.
+	Credentials func(fn, roleLogicalID string) (accessKeyID, secret string)
 	// GroupsFile is a key-groups file; empty means the built-in sample.
 	GroupsFile string
 	// Dir holds the token, configs and logs; empty means a new temp dir
@@ -114,6 +127,13 @@ type Sandbox struct {
 	Emulator  *kmsemu.Server // nil with an external KMS endpoint
 	Gateway   *apigwemu.Emulator
 	Lambda    *lambdaemu.Server
+	// Template is the synthesized stack and Runtime the functions' instances
+	// (FunctionsRIE only).
+	Template *cfntemplate.Template
+	Runtime  *lambdarun.Runtime
+
+	signingKeyARN string
+	lambdaLog     *os.File
 
 	tempDir   bool
 	moto      *motoserver.Server
@@ -264,21 +284,34 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		return nil, err
 	}
 	s.Deps.Metrics.W = s.metricsFile
-	for _, r := range []string{"$connect"} {
-		s.Gateway.Route(r, s.Deps.Connect)
-	}
-	s.Gateway.Route("$disconnect", s.Deps.Disconnect)
-	for _, r := range []string{"$default", "hello", "wrap_result", "error", "heartbeat"} {
-		s.Gateway.Route(r, s.Deps.AgentMessage)
-	}
-	// The operator and rotate functions behind the Lambda Invoke API, for
-	// the keyferry CLI (AWS_ENDPOINT_URL_LAMBDA).
+	// The functions behind the Lambda Invoke API, for the keyferry CLI
+	// (AWS_ENDPOINT_URL_LAMBDA) and the triggers.
 	s.Lambda = lambdaemu.New(lambdaemu.Options{Region: Region, Account: Account, Log: s.Log})
-	s.Lambda.Register("keyferry-operator", lambdaemu.Typed(s.Deps.Operator))
-	s.Lambda.Register("keyferry-rotate", s.Deps.Rotate)
-	s.Lambda.Register(WorkerFunction, lambdaemu.Typed(s.Deps.Work))
 	if err := s.Lambda.Start("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("sandbox: lambda emulator: %w", err)
+	}
+	if s.Functions == "" {
+		s.Functions = os.Getenv("KEYFERRY_SANDBOX_FUNCTIONS")
+	}
+	switch s.Functions {
+	case FunctionsRIE:
+		if err := s.startFunctions(ctx, groupsFile); err != nil {
+			return nil, err
+		}
+	case "", FunctionsInProcess:
+		s.Functions = FunctionsInProcess
+		for _, r := range []string{"$connect"} {
+			s.Gateway.Route(r, s.Deps.Connect)
+		}
+		s.Gateway.Route("$disconnect", s.Deps.Disconnect)
+		for _, r := range []string{"$default", "hello", "wrap_result", "error", "heartbeat"} {
+			s.Gateway.Route(r, s.Deps.AgentMessage)
+		}
+		s.Lambda.Register("keyferry-operator", lambdaemu.Typed(s.Deps.Operator))
+		s.Lambda.Register("keyferry-rotate", s.Deps.Rotate)
+		s.Lambda.Register(WorkerFunction, lambdaemu.Typed(s.Deps.Work))
+	default:
+		return nil, fmt.Errorf("sandbox: functions %q: want %q or %q", s.Functions, FunctionsRIE, FunctionsInProcess)
 	}
 	s.Endpoints.Lambda = s.Lambda.URL()
 	if err := s.startWorker(ctx); err != nil {
@@ -376,8 +409,14 @@ func (s *Sandbox) Close() error {
 	if s.worker != nil {
 		s.worker.Close()
 	}
+	if s.Runtime != nil {
+		errs = append(errs, s.Runtime.Close())
+	}
 	if s.Lambda != nil {
 		errs = append(errs, s.Lambda.Close())
+	}
+	if s.lambdaLog != nil {
+		s.lambdaLog.Close()
 	}
 	if s.Gateway != nil {
 		errs = append(errs, s.Gateway.Close())

@@ -29,6 +29,7 @@ func (s *Sandbox) createSigningKey(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: create signing key: %w", err)
 	}
+	s.signingKeyARN = aws.ToString(out.KeyMetadata.Arn)
 	if _, err := s.KMS.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(SigningKeyAlias), TargetKeyId: out.KeyMetadata.KeyId}); err != nil {
 		return nil, fmt.Errorf("sandbox: signing key alias: %w", err)
 	}

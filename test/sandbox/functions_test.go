@@ -1,0 +1,52 @@
+package sandbox
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFunctionsRIE brings the sandbox up with every function as its real
+// bootstrap behind the RIE, rotates every sample group, and checks the
+// instances ran as separate processes with the template's configuration.
+func TestFunctionsRIE(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	sb, err := Start(ctx, Options{Functions: FunctionsRIE})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	for _, g := range sb.Groups.Groups {
+		res, err := sb.Trigger(ctx, g.Name, "schedule", "rie-"+g.Name)
+		if err != nil {
+			t.Fatalf("%s: %v", g.Name, err)
+		}
+		j, err := sb.WaitJob(ctx, res.JobID, 90*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", g.Name, err)
+		}
+		if string(j.State) != "SUCCEEDED" {
+			t.Errorf("%s: job %s %s: %s", g.Name, j.ID, j.State, j.Reason)
+		}
+	}
+	for _, fn := range []string{"keyferry-rotate", "keyferry-connect", "keyferry-agent-message"} {
+		st := sb.Runtime.Stats(fn)
+		if st.Invocations == 0 || st.ColdStarts == 0 || st.AliveNow == 0 {
+			t.Errorf("%s: stats %+v", fn, st)
+		}
+		for _, pid := range sb.Runtime.PIDs(fn) {
+			cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+			if !strings.Contains(string(cmdline), "aws-lambda-rie") || !strings.Contains(string(cmdline), "--runtime-api-address\x00127.0.0.1:") {
+				t.Errorf("%s: instance %d runs %q", fn, pid, cmdline)
+			}
+		}
+	}
+	rot, err := sb.Template.Function("rotate")
+	if err != nil || rot.Timeout != 120*time.Second {
+		t.Errorf("rotate in the template: %+v %v", rot, err)
+	}
+}
