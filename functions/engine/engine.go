@@ -256,6 +256,9 @@ func (e *Engine) Run(ctx context.Context, j *store.Job) error {
 			e.log().InfoContext(ctx, "job advanced elsewhere", "job", j.ID, "state", string(from))
 			return nil
 		case err != nil:
+			if reason, denied := accessDenied(err); denied {
+				return e.fail(ctx, j, reason)
+			}
 			e.log().WarnContext(ctx, "job step failed, will retry", "job", j.ID, "group", j.Group, "state", string(from), "error", err.Error())
 			return err
 		}
