@@ -49,6 +49,9 @@ type HSM struct {
 	PINEnv        string `yaml:"pin_env"`
 	PoolSize      int    `yaml:"pool_size"`
 	IdentityLabel string `yaml:"identity_label"`
+	// InitArgs is passed to C_Initialize as its reserved argument, for
+	// modules configured that way (NSS softoken: "configdir='sql:DIR' ...").
+	InitArgs string `yaml:"init_args"`
 }
 
 // ControlPlane pins the control-plane signing key.

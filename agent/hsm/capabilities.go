@@ -1,11 +1,19 @@
 package hsm
 
 import (
+	"bytes"
 	"context"
+	"crypto"
+	"crypto/aes"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
+	"hash"
 	"slices"
 	"strings"
 	"sync"
@@ -177,19 +185,24 @@ func (s session) probeSpec(spec keyspec.Spec, mechs map[uint]pkcs11.MechanismInf
 		return c, nil
 	}
 	defer func() { s.destroyProbe(target) }()
+	known, err := s.probeTruth(target, info)
+	if err != nil {
+		return c, err
+	}
 	native := !s.hsm.cfg.NoRSAAESKeyWrap
 	if _, ok := mechs[pkcs11.CKM_RSA_AES_KEY_WRAP]; !ok {
 		native = false
 	}
+	listed := func(m uint) bool { _, ok := mechs[m]; return ok }
 	for _, alg := range keyspec.WrappingAlgorithms() {
 		if len(legalKeySpecs(spec, alg, oi)) == 0 {
 			continue
 		}
 		modes := []wrapMode{modeOAEP}
 		if alg.Hybrid() {
-			modes = []wrapMode{modeTwoStep}
+			modes = s.hsm.cfg.twoStepModes(listed)
 			if native {
-				modes = []wrapMode{modeRSAAESKW, modeTwoStep}
+				modes = append([]wrapMode{modeRSAAESKW}, modes...)
 			}
 		}
 		var fails []string
@@ -203,16 +216,19 @@ func (s session) probeSpec(spec keyspec.Spec, mechs map[uint]pkcs11.MechanismInf
 				if target, err = s.generate(probeInfo, probeLabel, false, true, true); err != nil {
 					return c, err
 				}
+				if known, err = s.probeTruth(target, info); err != nil {
+					return c, err
+				}
 				blob, err = s.wrap(target, &priv.PublicKey, alg, m)
 			}
 			if err == nil {
-				if cerr := checkProbeBlob(priv, alg, info, blob); cerr != nil {
+				if cerr := checkProbeBlob(priv, alg, info, blob, known); cerr != nil {
 					mech := mechName(pkcs11.CKM_RSA_PKCS_OAEP)
 					switch m {
 					case modeRSAAESKW:
 						mech = mechName(pkcs11.CKM_RSA_AES_KEY_WRAP)
-					case modeTwoStep:
-						mech = mechName(s.hsm.cfg.kwpMechanism())
+					case modeTwoStep, modeTwoStepKWP:
+						mech = mechName(m.kwpMechanism())
 					}
 					err = fmt.Errorf("%s: %w", mech, cerr)
 				}
@@ -288,9 +304,111 @@ func legalKeySpecs(spec keyspec.Spec, alg keyspec.WrappingAlgorithm, oaep pkcs11
 	return out
 }
 
+// probeKnown is what the probe learns of its throwaway key from the token
+// without exporting it: for a secret, the token's answer to a known input
+// (AES: one block under CKM_AES_ECB; HMAC: the MAC of probeInput), for a
+// key pair, its public key (DER SPKI). Each is nil when the token cannot
+// say; the shape check alone applies then.
+type probeKnown struct {
+	mech   uint   // CKM_AES_ECB or CKM_SHA*_HMAC
+	answer []byte // the token's output for probeInput
+	spki   []byte
+}
+
+// probeInput is what the probe asks the token to encrypt or MAC.
+var probeInput = []byte("keyferry probe\x00\x00") // one AES block
+
+// probeTruth asks the token about the probe key target.
+func (s session) probeTruth(target pkcs11.ObjectHandle, info keyspec.Info) (probeKnown, error) {
+	var k probeKnown
+	switch info.Family {
+	case keyspec.FamilySymmetric, keyspec.FamilyHMAC:
+		mech := uint(pkcs11.CKM_AES_ECB)
+		if info.Family == keyspec.FamilyHMAC {
+			mech = hmacMechanism(info.Spec)
+		}
+		m := []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}
+		var out []byte
+		var err error
+		if info.Family == keyspec.FamilyHMAC {
+			if err = s.p.SignInit(s.h, m, target); err == nil {
+				out, err = s.p.Sign(s.h, probeInput)
+			}
+		} else if err = s.p.EncryptInit(s.h, m, target); err == nil {
+			out, err = s.p.Encrypt(s.h, probeInput)
+		}
+		if err != nil {
+			if werr := s.wrapMechErr("probe "+mechName(mech), mech, err); sessionLoss(werr) {
+				return k, werr
+			}
+			return k, nil
+		}
+		k.mech, k.answer = mech, out
+	default:
+		pubs, err := s.findObjects([]*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, probeLabel),
+		}, 2)
+		if err != nil {
+			return k, err
+		}
+		if len(pubs) != 1 {
+			return k, nil
+		}
+		der, err := s.publicKeyDEROf(pubs[0], probeLabel)
+		if err != nil {
+			if sessionLoss(err) {
+				return k, err
+			}
+			return k, nil
+		}
+		k.spki = der
+	}
+	return k, nil
+}
+
+// sameAnswer checks that the unwrapped secret m gives the token's answer.
+func (k probeKnown) sameAnswer(m []byte) error {
+	if k.answer == nil {
+		return nil
+	}
+	var got []byte
+	switch k.mech {
+	case pkcs11.CKM_AES_ECB:
+		b, err := aes.NewCipher(m)
+		if err != nil {
+			return fmt.Errorf("trial blob unwraps to no AES key: %w", err)
+		}
+		got = make([]byte, aes.BlockSize)
+		b.Encrypt(got, probeInput)
+	default:
+		var h func() hash.Hash
+		switch k.mech {
+		case pkcs11.CKM_SHA224_HMAC:
+			h = sha256.New224
+		case pkcs11.CKM_SHA256_HMAC:
+			h = sha256.New
+		case pkcs11.CKM_SHA384_HMAC:
+			h = sha512.New384
+		default:
+			h = sha512.New
+		}
+		mac := hmac.New(h, m)
+		mac.Write(probeInput)
+		got = mac.Sum(nil)
+	}
+	if !hmac.Equal(got, k.answer) {
+		return fmt.Errorf("trial blob unwraps to a different key than the one wrapped (%s answers differ)", mechName(k.mech))
+	}
+	return nil
+}
+
 // checkProbeBlob unwraps a trial blob with the throwaway private key and
-// checks it has the shape KMS expects (secret length; PKCS#8 for key pairs).
-func checkProbeBlob(priv *rsa.PrivateKey, alg keyspec.WrappingAlgorithm, info keyspec.Info, blob []byte) error {
+// checks it has the shape KMS expects (secret length; PKCS#8 for key pairs)
+// and, where the probe knows the key (known), that it is that key: a token
+// that claims a mechanism and wraps the wrong bytes is never used.
+func checkProbeBlob(priv *rsa.PrivateKey, alg keyspec.WrappingAlgorithm, info keyspec.Info, blob []byte, known probeKnown) error {
 	m, err := wrapping.Unwrap(priv, alg, blob)
 	if err != nil {
 		return fmt.Errorf("trial blob does not unwrap with the reference: %w", err)
@@ -298,6 +416,11 @@ func checkProbeBlob(priv *rsa.PrivateKey, alg keyspec.WrappingAlgorithm, info ke
 	defer clear(m)
 	if info.Format == keyspec.MaterialRaw && len(m) != info.KeyBytes {
 		return fmt.Errorf("trial blob unwraps to %d bytes, want %d", len(m), info.KeyBytes)
+	}
+	if info.Format == keyspec.MaterialRaw {
+		if err := known.sameAnswer(m); err != nil {
+			return err
+		}
 	}
 	if info.Format == keyspec.MaterialPKCS8 {
 		var seq asn1.RawValue
@@ -316,6 +439,36 @@ func checkProbeBlob(priv *rsa.PrivateKey, alg keyspec.WrappingAlgorithm, info ke
 			return fmt.Errorf("%s output unwraps to PKCS#8 followed by %d padding bytes (token pads before RFC 5649; not what KMS expects)",
 				"AES key wrap with padding", len(rest))
 		}
+		if known.spki != nil {
+			if err := samePublicKey(m, known.spki); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// samePublicKey checks that the PKCS#8 private key der belongs to the
+// public key spki. Curves the standard library does not parse
+// (secp256k1) are left to the shape check.
+func samePublicKey(der, spki []byte) error {
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		if strings.Contains(err.Error(), "unsupported elliptic curve") {
+			return nil
+		}
+		return fmt.Errorf("trial blob unwraps to PKCS#8 the reference cannot parse: %w", err)
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return fmt.Errorf("trial blob unwraps to a %T, not a key pair", k)
+	}
+	got, err := x509.MarshalPKIXPublicKey(signer.Public())
+	if err != nil {
+		return fmt.Errorf("trial blob's public key: %w", err)
+	}
+	if !bytes.Equal(got, spki) {
+		return fmt.Errorf("trial blob unwraps to a different key pair than the one wrapped (public keys differ)")
 	}
 	return nil
 }
@@ -337,7 +490,7 @@ func (h *HSM) wrapMode(ctx context.Context, spec keyspec.Spec, alg keyspec.Wrapp
 	}
 	mech := mechName(pkcs11.CKM_RSA_PKCS_OAEP)
 	if alg.Hybrid() {
-		mech = mechName(pkcs11.CKM_RSA_AES_KEY_WRAP) + " / " + mechName(h.cfg.kwpMechanism())
+		mech = mechName(pkcs11.CKM_RSA_AES_KEY_WRAP) + " / AES key wrap with padding"
 	}
 	reason := r.why[spec][alg]
 	for _, c := range r.caps {

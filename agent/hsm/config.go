@@ -35,10 +35,22 @@ type Config struct {
 	// PoolSize bounds the number of concurrently open sessions (1..64).
 	PoolSize int `json:"pool_size"`
 
+	// InitArgs, when set, is passed as CK_C_INITIALIZE_ARGS.pReserved (a
+	// NUL-terminated string) to C_Initialize, for modules that take their
+	// configuration there. NSS softoken refuses to start without it, e.g.
+	// "configdir='sql:/var/lib/keyferry/nssdb' certPrefix='' keyPrefix=''
+	// secmod='secmod.db' flags=" (optionally dbTokenDescription='LABEL' to
+	// give its database token a label of its own).
+	InitArgs string `json:"init_args,omitempty"`
+
 	// KWPMechanism is the mechanism that implements RFC 5649 on this token
-	// for the second step of RSA_AES_KEY_WRAP_*: 0 means CKM_AES_KEY_WRAP_PAD
-	// (0x210A, what SoftHSM2 implements as RFC 5649); set CKM_AES_KEY_WRAP_KWP
-	// (0x210B) for tokens where *_PAD means PKCS#7 padding plus RFC 3394.
+	// for the second step of RSA_AES_KEY_WRAP_* when it has no
+	// CKM_RSA_AES_KEY_WRAP. 0 lets the capability probe choose: it tries
+	// CKM_AES_KEY_WRAP_KWP (0x210B, PKCS#11 3.0; NSS softoken) when the token
+	// lists it, then CKM_AES_KEY_WRAP_PAD (0x210A: RFC 5649 on SoftHSM2, but
+	// RFC 3394 over PKCS#7 padding on NSS), and keeps the first whose trial
+	// wrap the pure-Go reference unwraps to the key. Set one of them to try
+	// only that one.
 	KWPMechanism uint `json:"kwp_mechanism,omitempty"`
 	// OAEPSourceNone passes source=0 with no data in CK_RSA_PKCS_OAEP_PARAMS
 	// instead of CKZ_DATA_SPECIFIED with an empty label, for tokens that
@@ -92,6 +104,9 @@ func (c Config) Validate() error {
 	if c.PoolSize < MinPoolSize || c.PoolSize > MaxPoolSize {
 		return bad("pool_size", "%d is outside %d..%d", c.PoolSize, MinPoolSize, MaxPoolSize)
 	}
+	if err := validateInitArgs(c.InitArgs); err != nil {
+		return bad("init_args", "%v", err)
+	}
 	switch c.KWPMechanism {
 	case 0, pkcs11.CKM_AES_KEY_WRAP_PAD, CKM_AES_KEY_WRAP_KWP:
 	default:
@@ -100,11 +115,75 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func (c Config) kwpMechanism() uint {
-	if c.KWPMechanism == 0 {
-		return pkcs11.CKM_AES_KEY_WRAP_PAD
+// MaxInitArgs bounds Config.InitArgs.
+const MaxInitArgs = 4096
+
+// validateInitArgs checks the C_Initialize reserved string: printable, no
+// NUL, bounded, quotes balanced, and a configdir it names (NSS) exists.
+func validateInitArgs(s string) error {
+	if s == "" {
+		return nil
 	}
-	return c.KWPMechanism
+	if len(s) > MaxInitArgs {
+		return fmt.Errorf("%d bytes, more than %d", len(s), MaxInitArgs)
+	}
+	for i, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("control character 0x%02X at byte %d", r, i)
+		}
+	}
+	if strings.Count(s, "'")%2 != 0 {
+		return errors.New("unbalanced single quotes")
+	}
+	if dir, ok := nssConfigDir(s); ok {
+		st, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("configdir: %w", err)
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("configdir %s is not a directory", dir)
+		}
+	}
+	return nil
+}
+
+// nssConfigDir returns the directory of an NSS configdir='[sql:|dbm:]DIR'
+// parameter, if s has one.
+func nssConfigDir(s string) (string, bool) {
+	const key = "configdir="
+	i := strings.Index(strings.ToLower(s), key)
+	if i < 0 {
+		return "", false
+	}
+	v := s[i+len(key):]
+	if strings.HasPrefix(v, "'") || strings.HasPrefix(v, `"`) {
+		q := v[:1]
+		v = v[1:]
+		if j := strings.Index(v, q); j >= 0 {
+			v = v[:j]
+		}
+	} else if j := strings.IndexByte(v, ' '); j >= 0 {
+		v = v[:j]
+	}
+	for _, p := range []string{"sql:", "dbm:", "extern:"} {
+		v = strings.TrimPrefix(v, p)
+	}
+	return v, v != ""
+}
+
+// twoStepModes lists the two-step wrap modes the probe tries, in order,
+// given the token's mechanism list.
+func (c Config) twoStepModes(listed func(uint) bool) []wrapMode {
+	switch c.KWPMechanism {
+	case CKM_AES_KEY_WRAP_KWP:
+		return []wrapMode{modeTwoStepKWP}
+	case pkcs11.CKM_AES_KEY_WRAP_PAD:
+		return []wrapMode{modeTwoStep}
+	}
+	if listed(CKM_AES_KEY_WRAP_KWP) {
+		return []wrapMode{modeTwoStepKWP, modeTwoStep}
+	}
+	return []wrapMode{modeTwoStep}
 }
 
 // tokenName is how errors and logs name the token.

@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -27,6 +28,16 @@ func TestConfigValidate(t *testing.T) {
 		{"pool 0", func(c *Config) { c.PoolSize = 0 }, "pool_size"},
 		{"pool 65", func(c *Config) { c.PoolSize = 65 }, "pool_size"},
 		{"bad kwp", func(c *Config) { c.KWPMechanism = 0x1091 }, "kwp_mechanism"},
+		{"nss init args", func(c *Config) {
+			c.InitArgs = "configdir='sql:/tmp' certPrefix='' keyPrefix='' secmod='secmod.db' flags="
+		}, ""},
+		{"init args without configdir", func(c *Config) { c.InitArgs = "some-module-option" }, ""},
+		{"nss configdir missing", func(c *Config) { c.InitArgs = "configdir='sql:/nonexistent/nssdb' flags=" }, "init_args"},
+		{"nss configdir is a file", func(c *Config) { c.InitArgs = "configdir='sql:/etc/hostname'" }, "init_args"},
+		{"unquoted configdir missing", func(c *Config) { c.InitArgs = "configdir=sql:/nonexistent flags=" }, "init_args"},
+		{"unbalanced quotes", func(c *Config) { c.InitArgs = "configdir='sql:/tmp" }, "init_args"},
+		{"newline in init args", func(c *Config) { c.InitArgs = "configdir='sql:/tmp'\nflags=" }, "init_args"},
+		{"init args too long", func(c *Config) { c.InitArgs = strings.Repeat("x", MaxInitArgs+1) }, "init_args"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ok

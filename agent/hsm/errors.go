@@ -27,6 +27,8 @@ var (
 	ErrSensitive = errors.New("hsm: attribute is sensitive")
 	// ErrTokenNotFound: no slot holds the configured token.
 	ErrTokenNotFound = errors.New("hsm: token not found")
+	// ErrAmbiguousToken: the configured label or serial names more than one token.
+	ErrAmbiguousToken = errors.New("hsm: token selection is ambiguous")
 	// ErrConfirmMismatch: Destroy's confirmation label differs.
 	ErrConfirmMismatch = errors.New("hsm: destroy confirmation does not match the label")
 	// ErrClosed: the HSM was closed.
@@ -95,7 +97,10 @@ func sessionLoss(err error) bool {
 	switch e.Code {
 	case pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_SESSION_HANDLE_INVALID,
 		pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED, pkcs11.CKR_SESSION_CLOSED, pkcs11.CKR_DEVICE_REMOVED,
-		pkcs11.CKR_TOKEN_NOT_PRESENT:
+		pkcs11.CKR_TOKEN_NOT_PRESENT,
+		// NSS softoken answers C_OpenSession with it once the module was
+		// finalised underneath (its slots are gone until C_Initialize).
+		pkcs11.CKR_SLOT_ID_INVALID:
 		return true
 	}
 	return false

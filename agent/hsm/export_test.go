@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/rsa"
 	"strconv"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"github.com/miekg/pkcs11"
 
 	"github.com/keyferry/keyferry/shared/keyspec"
+	"github.com/keyferry/keyferry/shared/wrapping"
 )
 
 // Test-only hooks (compiled into this package's tests only).
@@ -16,8 +18,14 @@ import (
 // NonSensitiveForTest generates the key with CKA_SENSITIVE false so a test
 // can read CKA_VALUE and compare bytes. Production code cannot reach it.
 func NonSensitiveForTest() GenerateOption {
-	return func(o *genOptions) { o.nonSensitive = true }
+	return func(o *genOptions) {
+		o.nonSensitive = true
+		o.generated = func(label string) { nonSensitiveLabels.Store(label, true) }
+	}
 }
+
+// nonSensitiveLabels holds the labels generated with NonSensitiveForTest.
+var nonSensitiveLabels sync.Map
 
 // RawCtxForTest returns the underlying module, e.g. to call Finalize under
 // a live pool (simulated device loss).
@@ -38,6 +46,17 @@ func (h *HSM) ReadValueForTest(ctx context.Context, label string) ([]byte, error
 			return err
 		}
 		a, err := s.p.GetAttributeValue(s.h, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+		if codeOf(err) == pkcs11.CKR_ATTRIBUTE_SENSITIVE {
+			// NSS softoken keeps the value of the secrets in its database
+			// token out of CKA_VALUE even when generated with CKA_SENSITIVE
+			// false (and then answers CKA_SENSITIVE true or false): read a
+			// key generated with NonSensitiveForTest by OAEP-wrapping it
+			// under a key whose private half only this test holds.
+			if _, ok := nonSensitiveLabels.Load(label); ok {
+				v, err = s.readByWrapForTest(o)
+				return err
+			}
+		}
 		if err != nil {
 			return s.wrapErr("C_GetAttributeValue(CKA_VALUE)", err)
 		}
@@ -45,6 +64,20 @@ func (h *HSM) ReadValueForTest(ctx context.Context, label string) ([]byte, error
 		return nil
 	})
 	return v, err
+}
+
+var readKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+
+func (s session) readByWrapForTest(o pkcs11.ObjectHandle) ([]byte, error) {
+	k, err := readKey()
+	if err != nil {
+		return nil, err
+	}
+	blob, err := s.wrap(o, &k.PublicKey, keyspec.RSAESOAEPSHA256, modeOAEP)
+	if err != nil {
+		return nil, err
+	}
+	return wrapping.Unwrap(k, keyspec.RSAESOAEPSHA256, blob)
 }
 
 // EncryptECBForTest encrypts one block with the AES key labelled label in
@@ -106,7 +139,13 @@ func (h *HSM) WrapTwoStepForTest(ctx context.Context, label string, pub *rsa.Pub
 		if err != nil {
 			return err
 		}
-		blob, err = s.wrap(o, pub, alg, modeTwoStep)
+		mechs, err := s.mechanisms()
+		if err != nil {
+			return err
+		}
+		// The first mode the probe would try (KWP where the token lists it).
+		mode := h.cfg.twoStepModes(func(m uint) bool { _, ok := mechs[m]; return ok })[0]
+		blob, err = s.wrap(o, pub, alg, mode)
 		return err
 	})
 	return blob, err
@@ -362,4 +401,61 @@ func (m *keygenFailModule) GenerateKey(sh pkcs11.SessionHandle, mech []*pkcs11.M
 // CKR_TEMPLATE_INCONSISTENT; restore puts the real module back.
 func (h *HSM) FailKeygenForTest(fails int) (restore func()) {
 	return h.swapModuleForTest(func(real module) module { return &keygenFailModule{module: real, fails: fails} })
+}
+
+// KWPTrial is one AES key wrap of a token key under a session AES key
+// whose value the test reads (a throwaway, non-sensitive session key).
+type KWPTrial struct {
+	KEK      []byte // the session AES-256 key's value
+	Reported int    // what the size query (C_WrapKey with a NULL buffer) answered
+	PlainErr error  // miekg/pkcs11's WrapKey (size query, then a buffer of that size)
+	Blob     []byte // wrapKeyNoParams's output
+}
+
+// KWPTrialForTest wraps the key labelled label with mech (no parameters)
+// under a fresh session AES-256 key, the way the two-step wrap does.
+func (h *HSM) KWPTrialForTest(ctx context.Context, label string, mech uint) (KWPTrial, error) {
+	var tr KWPTrial
+	err := h.withSession(ctx, func(s session) error {
+		o, _, err := s.findKey(label)
+		if err != nil {
+			return err
+		}
+		kek, err := s.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false),
+			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, "kf-test-kek"),
+		})
+		if err != nil {
+			return s.wrapErr("C_GenerateKey(test KEK)", err)
+		}
+		defer s.p.DestroyObject(s.h, kek)
+		a, err := s.p.GetAttributeValue(s.h, kek, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+		if err != nil {
+			return s.wrapErr("C_GetAttributeValue(test KEK)", err)
+		}
+		tr.KEK = a[0].Value
+		if tr.Reported, err = wrapKeySizeQuery(h.cfg.Module, s.h, mech, kek, o); err != nil {
+			return s.wrapMechErr("C_WrapKey(size query)", mech, err)
+		}
+		_, tr.PlainErr = s.p.WrapKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, kek, o)
+		tr.Blob, err = s.wrapKeyNoParams(mech, kek, o)
+		return s.wrapMechErr("C_WrapKey", mech, err)
+	})
+	return tr, err
+}
+
+// WrapKeyFunctionsForTest returns the module's C_WrapKey as this package
+// finds it in the function list and as the library exports it.
+func WrapKeyFunctionsForTest(path string) (fromList, exported uintptr, err error) {
+	fn, err := wrapKeyFn(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	return uintptr(fn), uintptr(exportedWrapKey(path)), nil
 }

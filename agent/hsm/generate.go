@@ -26,6 +26,8 @@ type genOptions struct {
 	// nonSensitive is reachable only from this package's tests
 	// (export_test.go): it lets a test compare wrapped bytes directly.
 	nonSensitive bool
+	// generated, when set (tests only), is told the label of the new key.
+	generated func(label string)
 }
 
 var genMu sync.Mutex // serialises check-then-generate per process
@@ -95,6 +97,9 @@ func (h *HSM) Generate(ctx context.Context, label string, spec keyspec.Spec, opt
 	})
 	if err != nil {
 		return nil, err
+	}
+	if o.generated != nil {
+		o.generated(label)
 	}
 	h.log.Info("hsm key generated", "label", label, "spec", string(spec), "sensitive", !o.nonSensitive)
 	return &Key{Label: label, ID: KeyID(label), Spec: spec}, nil

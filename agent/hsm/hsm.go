@@ -117,7 +117,11 @@ func Open(ctx context.Context, cfg Config) (*HSM, error) {
 func (h *HSM) start() error {
 	// miekg v1.1.2 passes CK_C_INITIALIZE_ARGS with flags = CKF_OS_LOCKING_OK
 	// by default; say so explicitly.
-	err := h.p.Initialize(pkcs11.InitializeWithFlags(pkcs11.CKF_OS_LOCKING_OK))
+	opts := []pkcs11.InitializeOption{pkcs11.InitializeWithFlags(pkcs11.CKF_OS_LOCKING_OK)}
+	if h.cfg.InitArgs != "" {
+		opts = append(opts, pkcs11.InitializeWithReserved(initReserved(h.cfg.InitArgs)))
+	}
+	err := h.p.Initialize(opts...)
 	if err != nil && codeOf(err) != pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED {
 		return h.wrapErr("C_Initialize", "", err)
 	}
@@ -141,6 +145,7 @@ func (h *HSM) findSlot() (uint, error) {
 		return 0, h.wrapErr("C_GetSlotList", "", err)
 	}
 	var seen []string
+	var match []uint
 	for _, s := range slots {
 		ti, err := h.p.GetTokenInfo(s)
 		if err != nil {
@@ -151,10 +156,19 @@ func (h *HSM) findSlot() (uint, error) {
 		seen = append(seen, fmt.Sprintf("%q/%s", label, serial))
 		if (h.cfg.TokenLabel != "" && label == h.cfg.TokenLabel) ||
 			(h.cfg.TokenSerial != "" && serial == h.cfg.TokenSerial) {
-			return s, nil
+			match = append(match, s)
 		}
 	}
-	return 0, fmt.Errorf("%w: %s in module %s (present: %s)", ErrTokenNotFound, h.token, h.cfg.Module, strings.Join(seen, ", "))
+	switch len(match) {
+	case 0:
+		return 0, fmt.Errorf("%w: %s in module %s (present: %s)", ErrTokenNotFound, h.token, h.cfg.Module, strings.Join(seen, ", "))
+	case 1:
+		return match[0], nil
+	}
+	// NSS softoken: both of its tokens carry serial 0000000000000000, so a
+	// serial may name more than one token; never pick one of them silently.
+	return 0, fmt.Errorf("%w: %s names %d tokens in module %s (present: %s); select the token by a label or serial only it has",
+		ErrAmbiguousToken, h.token, len(match), h.cfg.Module, strings.Join(seen, ", "))
 }
 
 // openSession opens a read/write session and makes sure the user is logged

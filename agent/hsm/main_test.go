@@ -58,7 +58,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer release()
-	for _, t := range []*token{{name: "softhsm2", cfg: soft}, {name: "opencryptoki", cfg: ock}} {
+	nss, err := hsmtest.NewNSSToken(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nss fixture:", err)
+		return 1
+	}
+	for _, t := range []*token{{name: "softhsm2", cfg: soft}, {name: "opencryptoki", cfg: ock}, {name: "nss", cfg: nss}} {
 		t.cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil)) // keep test and benchmark output readable
 		h, err := hsm.Open(ctx, t.cfg)
 		if err != nil {

@@ -42,17 +42,8 @@ func (h *HSM) HMAC(ctx context.Context, label string, data []byte) ([]byte, erro
 		if err != nil {
 			return err
 		}
-		var mech uint
-		switch spec {
-		case keyspec.HMAC224:
-			mech = pkcs11.CKM_SHA224_HMAC
-		case keyspec.HMAC256:
-			mech = pkcs11.CKM_SHA256_HMAC
-		case keyspec.HMAC384:
-			mech = pkcs11.CKM_SHA384_HMAC
-		case keyspec.HMAC512:
-			mech = pkcs11.CKM_SHA512_HMAC
-		default:
+		mech := hmacMechanism(spec)
+		if mech == 0 {
 			return fmt.Errorf("hsm: key %q is %s, not an HMAC key", label, spec)
 		}
 		if err := s.p.SignInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, o); err != nil {
@@ -62,6 +53,22 @@ func (h *HSM) HMAC(ctx context.Context, label string, data []byte) ([]byte, erro
 		return s.wrapMechErr("C_Sign", mech, err)
 	})
 	return out, err
+}
+
+// hmacMechanism is the PKCS#11 HMAC mechanism of an HMAC key spec (0 for
+// other specs).
+func hmacMechanism(spec keyspec.Spec) uint {
+	switch spec {
+	case keyspec.HMAC224:
+		return pkcs11.CKM_SHA224_HMAC
+	case keyspec.HMAC256:
+		return pkcs11.CKM_SHA256_HMAC
+	case keyspec.HMAC384:
+		return pkcs11.CKM_SHA384_HMAC
+	case keyspec.HMAC512:
+		return pkcs11.CKM_SHA512_HMAC
+	}
+	return 0
 }
 
 // unsupportedOr turns "mechanism invalid" into an *UnsupportedError naming
@@ -153,6 +160,11 @@ func (s session) publicKeyDER(label string) ([]byte, error) {
 	if !ok {
 		return nil, &KeyNotFoundError{Label: label + " (public key)", Token: s.token}
 	}
+	return s.publicKeyDEROf(o, label)
+}
+
+// publicKeyDEROf is publicKeyDER of the public key object o.
+func (s session) publicKeyDEROf(o pkcs11.ObjectHandle, label string) ([]byte, error) {
 	a, err := s.attrs(o, pkcs11.CKA_KEY_TYPE)
 	if err != nil {
 		return nil, err

@@ -58,10 +58,19 @@ func (h *HSM) Wrap(ctx context.Context, label string, wrappingKeyDER []byte, alg
 type wrapMode int
 
 const (
-	modeOAEP     wrapMode = iota + 1 // CKM_RSA_PKCS_OAEP directly on the target
-	modeRSAAESKW                     // CKM_RSA_AES_KEY_WRAP in one call
-	modeTwoStep                      // OAEP(ephemeral AES) || KWP(target)
+	modeOAEP       wrapMode = iota + 1 // CKM_RSA_PKCS_OAEP directly on the target
+	modeRSAAESKW                       // CKM_RSA_AES_KEY_WRAP in one call
+	modeTwoStep                        // OAEP(ephemeral AES) || CKM_AES_KEY_WRAP_PAD(target)
+	modeTwoStepKWP                     // OAEP(ephemeral AES) || CKM_AES_KEY_WRAP_KWP(target)
 )
+
+// kwpMechanism is the AES key wrap mechanism of a two-step mode.
+func (m wrapMode) kwpMechanism() uint {
+	if m == modeTwoStepKWP {
+		return CKM_AES_KEY_WRAP_KWP
+	}
+	return pkcs11.CKM_AES_KEY_WRAP_PAD
+}
 
 func (m wrapMode) String() string {
 	switch m {
@@ -70,7 +79,9 @@ func (m wrapMode) String() string {
 	case modeRSAAESKW:
 		return "CKM_RSA_AES_KEY_WRAP"
 	case modeTwoStep:
-		return "two-step"
+		return "two-step/CKM_AES_KEY_WRAP_PAD"
+	case modeTwoStepKWP:
+		return "two-step/CKM_AES_KEY_WRAP_KWP"
 	}
 	return "none"
 }
@@ -125,8 +136,8 @@ func (s session) wrap(target pkcs11.ObjectHandle, pub *rsa.PublicKey, alg keyspe
 		})
 		out, err = s.p.WrapKey(s.h, []*pkcs11.Mechanism{m}, wk, target)
 		return out, s.wrapMechErr("C_WrapKey", pkcs11.CKM_RSA_AES_KEY_WRAP, err)
-	case modeTwoStep:
-		return s.wrapTwoStep(wk, target, oaep)
+	case modeTwoStep, modeTwoStepKWP:
+		return s.wrapTwoStep(wk, target, oaep, mode.kwpMechanism())
 	}
 	return nil, errors.New("hsm: no wrap mode")
 }
@@ -135,7 +146,7 @@ func (s session) wrap(target pkcs11.ObjectHandle, pub *rsa.PublicKey, alg keyspe
 // ephemeral AES-256 session key generated in the token, OAEP-wrapped under
 // the KMS key, then the target wrapped under it with RFC 5649; the
 // ephemeral key is destroyed before returning.
-func (s session) wrapTwoStep(wk, target pkcs11.ObjectHandle, oaep *pkcs11.Mechanism) (out []byte, err error) {
+func (s session) wrapTwoStep(wk, target pkcs11.ObjectHandle, oaep *pkcs11.Mechanism, kwp uint) (out []byte, err error) {
 	eph, err := s.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
@@ -158,10 +169,40 @@ func (s session) wrapTwoStep(wk, target pkcs11.ObjectHandle, oaep *pkcs11.Mechan
 	if err != nil {
 		return nil, s.wrapMechErr("C_WrapKey", pkcs11.CKM_RSA_PKCS_OAEP, err)
 	}
-	kwp := s.hsm.cfg.kwpMechanism()
-	tail, err := s.p.WrapKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(kwp, nil)}, eph, target)
+	tail, err := s.wrapKeyNoParams(kwp, eph, target)
 	if err != nil {
 		return nil, s.wrapMechErr("C_WrapKey", kwp, err)
 	}
 	return append(head, tail...), nil
+}
+
+// grownWrapper is a module that can run C_WrapKey into a buffer larger
+// than its size query answered (see wrapKeyGrown). Test wrappers implement
+// it to stand in front of the real call.
+type grownWrapper interface {
+	WrapKeyGrown(sh pkcs11.SessionHandle, mech uint, wrappingKey, key pkcs11.ObjectHandle, slack int) ([]byte, error)
+}
+
+// wrapKeyNoParams is C_WrapKey of a mechanism without parameters (the AES
+// key wraps). A token whose size query answers short (NSS softoken under
+// CKM_AES_KEY_WRAP_KWP reports the plaintext length, so the call that
+// follows fails with CKR_BUFFER_TOO_SMALL) is asked again with a buffer of
+// the answer plus kwpSlack bytes. The probe's trial wraps check what comes
+// out, as for every token.
+func (s session) wrapKeyNoParams(mech uint, wrappingKey, key pkcs11.ObjectHandle) ([]byte, error) {
+	out, err := s.p.WrapKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, wrappingKey, key)
+	if codeOf(err) != pkcs11.CKR_BUFFER_TOO_SMALL {
+		return out, err
+	}
+	for m := s.p; m != nil; {
+		if g, ok := m.(grownWrapper); ok {
+			return g.WrapKeyGrown(s.h, mech, wrappingKey, key, kwpSlack)
+		}
+		u, ok := m.(interface{ unwrap() module })
+		if !ok {
+			break
+		}
+		m = u.unwrap()
+	}
+	return wrapKeyGrown(s.hsm.cfg.Module, s.h, mech, wrappingKey, key, kwpSlack)
 }

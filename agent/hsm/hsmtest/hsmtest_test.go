@@ -3,6 +3,7 @@ package hsmtest_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/keyferry/keyferry/agent/hsm"
@@ -16,6 +17,7 @@ func TestFixturesOpenAndStartEmpty(t *testing.T) {
 	}{
 		{"softhsm2", hsmtest.SoftHSM},
 		{"opencryptoki", hsmtest.OpenCryptoki},
+		{"nss", hsmtest.NSS},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg(t)
@@ -72,5 +74,65 @@ func TestSoftHSMTokensAreIndependent(t *testing.T) {
 		if err := h.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A second NSS database in the same process (after closing the first HSM)
+// is a different, empty token: the softoken is re-initialised with the new
+// database's configuration string.
+func TestNSSTokensAreIndependent(t *testing.T) {
+	ctx := context.Background()
+	seen := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		cfg := hsmtest.NSS(t)
+		if seen[cfg.TokenLabel] {
+			t.Fatalf("token label %s used twice", cfg.TokenLabel)
+		}
+		seen[cfg.TokenLabel] = true
+		h, err := hsm.Open(ctx, cfg)
+		if err != nil {
+			t.Fatalf("Open #%d: %v", i, err)
+		}
+		if n, err := h.CountObjects(ctx); err != nil || n != 0 {
+			t.Fatalf("token #%d: %d objects, err %v; want an empty token", i, n, err)
+		}
+		if _, err := h.Identity(ctx, "id"); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// NSS softoken's two tokens share the serial 0000000000000000: selecting
+// by it is refused as ambiguous, naming both, and a wrong PIN is ErrPIN.
+func TestNSSTokenSelection(t *testing.T) {
+	ctx := context.Background()
+	cfg := hsmtest.NSS(t)
+	bySerial := cfg
+	bySerial.TokenLabel, bySerial.TokenSerial = "", "0000000000000000"
+	_, err := hsm.Open(ctx, bySerial)
+	if !errors.Is(err, hsm.ErrAmbiguousToken) || !strings.Contains(err.Error(), "NSS Generic Crypto Services") || !strings.Contains(err.Error(), cfg.TokenLabel) {
+		t.Fatalf("Open by the shared serial: %v, want ErrAmbiguousToken naming both tokens", err)
+	}
+	crypto := cfg
+	crypto.TokenLabel = "no-such-token"
+	if _, err := hsm.Open(ctx, crypto); !errors.Is(err, hsm.ErrTokenNotFound) {
+		t.Fatalf("Open of a missing label: %v, want ErrTokenNotFound", err)
+	}
+	wrong := cfg
+	wrong.PINFile = ""
+	wrong.PINEnv = "KF_TEST_NSS_WRONG_PIN"
+	t.Setenv("KF_TEST_NSS_WRONG_PIN", "not-the-pin")
+	if _, err := hsm.Open(ctx, wrong); !errors.Is(err, hsm.ErrPIN) {
+		t.Fatalf("Open with a wrong PIN: %v, want ErrPIN", err)
+	}
+	h, err := hsm.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Open after refused attempts: %v", err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
