@@ -82,11 +82,15 @@ soak-short: ## the short soak (40 s of faults, then the full audit) as a Go test
 
 # The synthesized templates against AWS's own rules: cfn-lint (the AWS
 # CloudFormation linter, with the resource specifications and the IAM action
-# catalogue) with no error and no warning but those .cfnlintrc explains.
-lint-template: synth ## cfn-lint every synthesized template (no errors, no unexplained warnings)
+# catalogue) with no error and no warning but those .cfnlintrc explains; then
+# cdk-nag's AwsSolutions and PCI DSS 3.2.1 packs, applied to the app at synth
+# (infra/stack/nag.go): infra/nagreport prints their summary and fails on any
+# finding neither fixed nor suppressed with its reason in the code.
+lint-template: synth ## cfn-lint every synthesized template (no errors, no unexplained warnings); cdk-nag AwsSolutions + PCI DSS 3.2.1 (no open finding)
 	@command -v cfn-lint >/dev/null || { echo "lint-template: cfn-lint not found (it comes with the pyenv Python on these machines; elsewhere: pip install cfn-lint==1.51.0)"; exit 1; }
 	cfn-lint --version
 	cfn-lint
+	$(GO) run ./infra/nagreport/cmd cdk.out
 
 synth: deps build-lambdas ## cdk synth (no network) into cdk.out
 	@[ -d infra ] && ls infra/*.go >/dev/null 2>&1 || { echo "make synth: not yet built (infra/ is issue 'Infrastructure as code')"; exit 2; }

@@ -36,6 +36,7 @@ func main() {
 			AssumeRoleArn: contextString(app, "keyferry:assumeRoleArn", ""),
 		})
 	}
+	stack.ApplyChecks(app, true)
 	app.Synth(nil)
 }
 

@@ -150,7 +150,10 @@ func newManagedPolicies(st awscdk.Stack, cp *ControlPlane, t store.Tables) {
 	var tableArns []string
 	for _, name := range []string{t.Jobs, t.Generations, t.Connections, t.Groups} {
 		tbl := cp.Tables[name]
-		tableArns = append(tableArns, *tbl.TableArn(), *tbl.TableArn()+"/index/*")
+		tableArns = append(tableArns, *tbl.TableArn())
+		if hasIndexes(t, name) {
+			tableArns = append(tableArns, *tbl.TableArn()+"/index/*")
+		}
 	}
 	operator := awsiam.NewManagedPolicy(st, jsii.String("OperatorPolicy"), &awsiam.ManagedPolicyProps{
 		Description: jsii.String("keyferry operators: run the keyferry CLI (invoke operator/rotate, read jobs and keys)"),
@@ -165,6 +168,17 @@ func newManagedPolicies(st awscdk.Stack, cp *ControlPlane, t store.Tables) {
 	})
 	awscdk.NewCfnOutput(st, jsii.String("AgentManagedPolicyArn"), &awscdk.CfnOutputProps{Value: agent.ManagedPolicyArn()})
 	awscdk.NewCfnOutput(st, jsii.String("OperatorManagedPolicyArn"), &awscdk.CfnOutputProps{Value: operator.ManagedPolicyArn()})
+}
+
+// hasIndexes reports whether the store's schema gives table name any global
+// secondary index (only then does a grant need its /index/* ARN).
+func hasIndexes(t store.Tables, name string) bool {
+	for _, in := range store.TableSchemas(t) {
+		if *in.TableName == name {
+			return len(in.GlobalSecondaryIndexes) > 0
+		}
+	}
+	return false
 }
 
 func sorted(m map[string]bool) []string {

@@ -105,6 +105,7 @@ func NewControlPlane(scope constructs.Construct, id string, p *Props) *ControlPl
 
 	cp.DLQ = awssqs.NewQueue(st, jsii.String("TriggerDLQ"), &awssqs.QueueProps{
 		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
+		EnforceSSL:      jsii.Bool(true),
 		RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
 	})
 
@@ -137,6 +138,7 @@ func NewControlPlane(scope constructs.Construct, id string, p *Props) *ControlPl
 	newTriggers(st, cp, groupsInTarget)
 	newOperations(st, cp, groupsInTarget)
 	newOutputs(st, cp)
+	suppressFindings(st, cp, names)
 	return cp
 }
 
@@ -304,12 +306,14 @@ func newWebSocketAPI(st awscdk.Stack, cp *ControlPlane) awsapigatewayv2.WebSocke
 		Throttle:     &awsapigatewayv2.ThrottleSettings{RateLimit: jsii.Number(50), BurstLimit: jsii.Number(100)},
 	})
 	cfn := stage.Node().DefaultChild().(awsapigatewayv2.CfnStage)
-	cfn.AddPropertyOverride(jsii.String("AccessLogSettings"), map[string]any{
-		"DestinationArn": accessLogs.LogGroupArn(),
-		"Format": `{"requestId":"$context.requestId","connectionId":"$context.connectionId","routeKey":"$context.routeKey",` +
+	// A property of the resource (not an override) so that checks reading the
+	// resource, such as cdk-nag's AwsSolutions-APIG1, see it.
+	cfn.SetAccessLogSettings(&awsapigatewayv2.CfnStage_AccessLogSettingsProperty{
+		DestinationArn: accessLogs.LogGroupArn(),
+		Format: jsii.String(`{"requestId":"$context.requestId","connectionId":"$context.connectionId","routeKey":"$context.routeKey",` +
 			`"eventType":"$context.eventType","status":"$context.status","caller":"$context.identity.caller",` +
 			`"userArn":"$context.identity.userArn","sourceIp":"$context.identity.sourceIp","error":"$context.error.message",` +
-			`"integrationError":"$context.integration.error","requestTime":"$context.requestTimeEpoch"}`,
+			`"integrationError":"$context.integration.error","requestTime":"$context.requestTimeEpoch"}`),
 	})
 	cfn.AddPropertyOverride(jsii.String("DefaultRouteSettings.LoggingLevel"), "ERROR")
 	cfn.AddPropertyOverride(jsii.String("DefaultRouteSettings.DataTraceEnabled"), false)

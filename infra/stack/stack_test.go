@@ -21,10 +21,11 @@ import (
 const sampleFile = "../../examples/key-groups.yaml"
 
 var (
-	synthOnce sync.Once
-	template  map[string]any
-	sample    *groups.Config
-	synthErr  error
+	synthOnce  sync.Once
+	synthStack awscdk.Stack
+	template   map[string]any
+	sample     *groups.Config
+	synthErr   error
 )
 
 // synth builds the stack for the sample key-groups file once per test run
@@ -53,6 +54,8 @@ func synth(t *testing.T) (map[string]any, *groups.Config) {
 			Target:       tgt,
 			LambdaAssets: assets,
 		})
+		ApplyChecks(app, false) // as infra/main.go does: nag_test.go reads the findings
+		synthStack = cp.Stack
 		raw := assertions.Template_FromStack(cp.Stack, nil).ToJSON()
 		b, _ := json.Marshal(raw)
 		synthErr = json.Unmarshal(b, &template)
