@@ -29,6 +29,13 @@ func (e *Emulator) serveConnect(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p = &got
+		if e.opts.Authorize != nil {
+			if err := e.opts.Authorize(r.Context(), got.AccessKey, "execute-api:Invoke", e.executeAPIARN(RouteConnect)); err != nil {
+				log.Info("connect refused", "reason", "iam", "err", err)
+				writeError(w, http.StatusForbidden, "", "Forbidden")
+				return
+			}
+		}
 	}
 	now := e.opts.Clock()
 	c := &conn{

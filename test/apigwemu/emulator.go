@@ -244,3 +244,9 @@ func writeError(w http.ResponseWriter, status int, errType, msg string) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"message": msg})
 }
+
+// executeAPIARN is the IAM resource of a route or @connections path of this
+// API: arn:aws:execute-api:<region>:<account>:<api-id>/<stage>/<rest>.
+func (e *Emulator) executeAPIARN(rest string) string {
+	return "arn:aws:execute-api:" + e.opts.Region + ":" + e.opts.Account + ":" + e.opts.APIID + "/" + e.opts.Stage + "/" + rest
+}

@@ -42,10 +42,18 @@ func (e *Emulator) serveManagement(w http.ResponseWriter, r *http.Request, rawID
 		return
 	}
 	if e.opts.ManagementCredentials != nil {
-		if err := verifyManagement(r, data, e.opts.ManagementCredentials, e.opts.Region); err != nil {
+		key, err := verifyManagement(r, data, e.opts.ManagementCredentials, e.opts.Region)
+		if err != nil {
 			log.Info("management refused", "err", err)
 			writeError(w, http.StatusForbidden, "ForbiddenException", "Forbidden")
 			return
+		}
+		if e.opts.Authorize != nil {
+			if err := e.opts.Authorize(r.Context(), key, "execute-api:ManageConnections", e.executeAPIARN(r.Method+"/@connections/"+id)); err != nil {
+				log.Info("management refused", "reason", "iam", "err", err)
+				writeError(w, http.StatusForbidden, "AccessDeniedException", err.Error())
+				return
+			}
 		}
 	}
 	c := e.lookup(id)

@@ -20,12 +20,13 @@ import (
 var ErrManagementUnsigned = errors.New("@connections: request not signed by a known principal")
 
 // verifyManagement checks the header SigV4 (service execute-api) of an
-// @connections request by recomputing it with the aws-sdk-go-v2 signer.
-func verifyManagement(r *http.Request, body []byte, creds map[string]Credential, region string) error {
+// @connections request by recomputing it with the aws-sdk-go-v2 signer,
+// and returns the signing access key.
+func verifyManagement(r *http.Request, body []byte, creds map[string]Credential, region string) (string, error) {
 	auth := r.Header.Get("Authorization")
 	alg, rest, ok := strings.Cut(auth, " ")
 	if !ok || alg != signingAlgorithm {
-		return fmt.Errorf("%w: no %s Authorization", ErrManagementUnsigned, signingAlgorithm)
+		return "", fmt.Errorf("%w: no %s Authorization", ErrManagementUnsigned, signingAlgorithm)
 	}
 	fields := map[string]string{}
 	for _, f := range strings.Split(rest, ",") {
@@ -34,18 +35,18 @@ func verifyManagement(r *http.Request, body []byte, creds map[string]Credential,
 	}
 	scope := strings.Split(fields["Credential"], "/")
 	if len(scope) != 5 || scope[3] != signingService || scope[4] != "aws4_request" {
-		return fmt.Errorf("%w: credential scope", ErrManagementUnsigned)
+		return "", fmt.Errorf("%w: credential scope", ErrManagementUnsigned)
 	}
 	if region != "" && scope[2] != region {
-		return fmt.Errorf("%w: region %q", ErrManagementUnsigned, scope[2])
+		return "", fmt.Errorf("%w: region %q", ErrManagementUnsigned, scope[2])
 	}
 	cred, ok := creds[scope[0]]
 	if !ok {
-		return fmt.Errorf("%w: unknown access key %s", ErrManagementUnsigned, scope[0])
+		return "", fmt.Errorf("%w: unknown access key %s", ErrManagementUnsigned, scope[0])
 	}
 	at, err := time.Parse(amzDateFormat, r.Header.Get("X-Amz-Date"))
 	if err != nil {
-		return fmt.Errorf("%w: X-Amz-Date: %w", ErrManagementUnsigned, err)
+		return "", fmt.Errorf("%w: X-Amz-Date: %w", ErrManagementUnsigned, err)
 	}
 	u := "https://" + r.Host + r.URL.EscapedPath()
 	if r.URL.RawQuery != "" {
@@ -53,7 +54,7 @@ func verifyManagement(r *http.Request, body []byte, creds map[string]Credential,
 	}
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, u, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%w: rebuild: %w", ErrManagementUnsigned, err)
+		return "", fmt.Errorf("%w: rebuild: %w", ErrManagementUnsigned, err)
 	}
 	for _, h := range strings.Split(fields["SignedHeaders"], ";") {
 		switch h {
@@ -65,10 +66,10 @@ func verifyManagement(r *http.Request, body []byte, creds map[string]Credential,
 	sum := sha256.Sum256(body)
 	c := aws.Credentials{AccessKeyID: scope[0], SecretAccessKey: cred.SecretAccessKey, SessionToken: r.Header.Get("X-Amz-Security-Token")}
 	if err := v4.NewSigner().SignHTTP(r.Context(), c, req, hex.EncodeToString(sum[:]), signingService, scope[2], at); err != nil {
-		return fmt.Errorf("%w: sign: %w", ErrManagementUnsigned, err)
+		return "", fmt.Errorf("%w: sign: %w", ErrManagementUnsigned, err)
 	}
 	if subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), []byte(auth)) != 1 {
-		return fmt.Errorf("%w: signature does not match", ErrManagementUnsigned)
+		return "", fmt.Errorf("%w: signature does not match", ErrManagementUnsigned)
 	}
-	return nil
+	return scope[0], nil
 }

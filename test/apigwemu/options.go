@@ -68,6 +68,14 @@ type Options struct {
 	// Credentials maps access key id to identity. With no credentials every
 	// $connect is refused unless AllowUnauthenticated is set.
 	Credentials map[string]Credential
+	// Authorize, when set, is IAM: after a request's signature verifies it
+	// is asked whether the signing access key may perform action
+	// (execute-api:Invoke on $connect, execute-api:ManageConnections on
+	// @connections) on resource (the execute-api ARN of the route or
+	// connection); an error refuses the request as API Gateway does
+	// (403). Account names the API's account in those ARNs.
+	Authorize func(ctx context.Context, accessKey, action, resource string) error
+	Account   string
 	// AllowUnauthenticated switches $connect authorisation to NONE.
 	AllowUnauthenticated bool
 	// RefuseReplayedPresign refuses a presigned URL whose signature was

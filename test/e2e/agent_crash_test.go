@@ -18,7 +18,7 @@ import (
 // restart its hello no longer lists the request, the engine asks again at
 // once and the job SUCCEEDS on the new connection.
 func TestAgentKilledMidRotation(t *testing.T) {
-	s, clk := useSandbox(t, kindMain)
+	s, clk := useSandbox(t, kindClock)
 	dumpAgentLog(t, s)
 	ensureRotated(t, s)
 	// The REQUESTED deadline is the request's expiry plus the engine's skew;

@@ -15,7 +15,7 @@ import (
 // rotation is accepted and waits (not terminal, no reason); when the agent
 // is back, its hello resumes the job at once (no sweeper needed).
 func TestAgentOfflineWhenScheduleFires(t *testing.T) {
-	s, clk := useSandbox(t, kindMain)
+	s, clk := useSandbox(t, kindClock)
 	dumpAgentLog(t, s)
 	ensureRotated(t, s)
 	t.Cleanup(func() { clk.Set(0) })
@@ -61,7 +61,7 @@ func TestAgentOfflineWhenScheduleFires(t *testing.T) {
 // PendingImport), the alias never moved, and the group rotates again once
 // the agent is back.
 func TestAgentOfflineJobFailsAtDeadline(t *testing.T) {
-	s, clk := useSandbox(t, kindMain)
+	s, clk := useSandbox(t, kindClock)
 	dumpAgentLog(t, s)
 	ensureRotated(t, s)
 	t.Cleanup(func() { clk.Set(0) })

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -32,8 +31,11 @@ const (
 // Sandbox kinds. Only one sandbox runs per process (it sets process-wide
 // AWS_* and SOFTHSM2_CONF variables), so switching kind closes the running one.
 const (
-	kindMain  = "main"  // shared by the tests that leave it usable
-	kindClock = "clock" // keepalive: its KMS clock moves weeks ahead
+	kindMain = "main" // shared by the tests that leave it usable; every function its bootstrap under the RIE
+	// kindClock runs the functions in this process: its tests move the
+	// engine's clock (keepalive weeks ahead, request expiry), which a
+	// bootstrap process cannot share.
+	kindClock = "clock"
 )
 
 var (
@@ -125,7 +127,12 @@ func useSandbox(t *testing.T, kind string) (*sandbox.Sandbox, *shiftClock) {
 	closeSandbox()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	functions := sandbox.FunctionsRIE
+	if kind == kindClock {
+		functions = sandbox.FunctionsInProcess
+	}
 	s, err := sandbox.Start(ctx, sandbox.Options{
+		Functions:   functions,
 		AgentBinary: agentBinary,
 		JobTimeout:  jobTimeout,
 		RequestTTL:  requestTTL,
@@ -183,13 +190,9 @@ func schedule(t *testing.T, s *sandbox.Sandbox, group, id string) handlers.Rotat
 
 func rotatePayload(t *testing.T, s *sandbox.Sandbox, payload []byte) handlers.RotateResult {
 	t.Helper()
-	out, err := s.Deps.Rotate(testCtx(t), json.RawMessage(payload))
+	res, err := s.RotatePayload(testCtx(t), payload)
 	if err != nil {
 		t.Fatalf("rotate %s: %v", payload, err)
-	}
-	res, ok := out.(handlers.RotateResult)
-	if !ok {
-		t.Fatalf("rotate returned %T", out)
 	}
 	return res
 }
@@ -289,13 +292,9 @@ func waitConnections(t *testing.T, s *sandbox.Sandbox, n int) {
 // sweep runs the keepalive function's sweeper task.
 func sweep(t *testing.T, s *sandbox.Sandbox) handlers.KeepaliveResult {
 	t.Helper()
-	out, err := s.Deps.Keepalive(testCtx(t), json.RawMessage(`{"task":"sweep"}`))
+	res, err := s.Keepalive(testCtx(t), []byte(`{"task":"sweep"}`))
 	if err != nil {
 		t.Logf("sweep: %v", err)
-	}
-	res, ok := out.(handlers.KeepaliveResult)
-	if !ok {
-		t.Fatalf("keepalive returned %T", out)
 	}
 	return res
 }

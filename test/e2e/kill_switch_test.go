@@ -40,14 +40,14 @@ func TestKillSwitchThenRestore(t *testing.T) {
 			}
 
 			// Refused without the confirmation: nothing changes.
-			if _, err := s.Deps.Operator(ctx, handlers.OperatorRequest{Action: handlers.OpKill, Group: group, RequestID: "e2e-kill-" + stamp}); !errors.Is(err, handlers.ErrBadRequest) {
+			if _, err := s.Operator(ctx, handlers.OperatorRequest{Action: handlers.OpKill, Group: group, RequestID: "e2e-kill-" + stamp}); !errors.Is(err, handlers.ErrBadRequest) {
 				t.Fatalf("kill without confirm: %v, want ErrBadRequest", err)
 			}
 			if st := describe(t, s, cur.keyARN).KeyState; st != kmstypes.KeyStateEnabled {
 				t.Fatalf("unconfirmed kill changed the key: %s", st)
 			}
 
-			resp, err := s.Deps.Operator(ctx, handlers.OperatorRequest{Action: handlers.OpKill, Group: group, RequestID: "e2e-kill-" + stamp, Confirm: group})
+			resp, err := s.Operator(ctx, handlers.OperatorRequest{Action: handlers.OpKill, Group: group, RequestID: "e2e-kill-" + stamp, Confirm: group})
 			if err != nil || resp.Changed != len(gens) {
 				t.Fatalf("kill: %+v, %v; want %d materials deleted", resp, err, len(gens))
 			}
@@ -82,7 +82,7 @@ func TestKillSwitchThenRestore(t *testing.T) {
 				t.Errorf("rotation of a killed group: %+v %v, want FAILED naming the kill switch", j, err)
 			}
 
-			rr, err := s.Deps.Operator(ctx, handlers.OperatorRequest{Action: handlers.OpRestore, Group: group, RequestID: "e2e-restore-" + stamp})
+			rr, err := s.Operator(ctx, handlers.OperatorRequest{Action: handlers.OpRestore, Group: group, RequestID: "e2e-restore-" + stamp})
 			if err != nil || len(rr.Jobs) != len(gens) {
 				t.Fatalf("restore: %+v, %v; want %d re-import jobs", rr, err, len(gens))
 			}

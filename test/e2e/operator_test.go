@@ -20,7 +20,7 @@ func TestOperatorForceRotate(t *testing.T) {
 	gens := len(generations(t, s, group))
 
 	req := handlers.OperatorRequest{Action: handlers.OpRotate, Group: group, RequestID: "e2e-force-" + t.Name()}
-	resp, err := s.Deps.Operator(testCtx(t), req)
+	resp, err := s.Operator(testCtx(t), req)
 	if err != nil || len(resp.Jobs) != 1 {
 		t.Fatalf("operator rotate: %+v, %v", resp, err)
 	}
@@ -36,7 +36,7 @@ func TestOperatorForceRotate(t *testing.T) {
 	}
 	before.mustCheck(t, s)
 
-	again, err := s.Deps.Operator(testCtx(t), req)
+	again, err := s.Operator(testCtx(t), req)
 	if err != nil || len(again.Jobs) != 1 || again.Jobs[0].JobID != j.ID {
 		t.Errorf("repeated operator request: %+v, %v; want job %s again", again, err, j.ID)
 	}

@@ -114,11 +114,11 @@ func (s *Sandbox) WaitAgent(ctx context.Context, timeout time.Duration) error {
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("sandbox: agent did not connect within %s (see %s)", timeout, filepath.Join(s.Dir, "agent.log"))
+			return fmt.Errorf("sandbox: agent did not connect within %s%s (see %s)", timeout, s.agentDenials(), filepath.Join(s.Dir, "agent.log"))
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("sandbox: waiting for the agent%s: %w", s.agentDenials(), ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

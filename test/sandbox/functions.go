@@ -104,6 +104,13 @@ func (s *Sandbox) startFunctions(ctx context.Context, groupsFile string) error {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	res := s.resolver()
+	endpoints := map[string]string{"KMS": s.Endpoints.KMS, "DYNAMODB": s.Endpoints.DynamoDB, "SQS": s.moto.URL()}
+	if !s.NoIAM {
+		if err := s.startIAM(ctx, root, res); err != nil {
+			return err
+		}
+		endpoints = map[string]string{"KMS": s.iam.kms, "DYNAMODB": s.iam.ddb, "SQS": s.iam.sqs}
+	}
 	out, err := os.OpenFile(filepath.Join(s.Dir, "lambda.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
@@ -111,9 +118,9 @@ func (s *Sandbox) startFunctions(ctx context.Context, groupsFile string) error {
 	s.lambdaLog = out
 	s.Runtime = lambdarun.New(lambdarun.Options{RIE: rie, Region: Region, Account: Account, Output: out, Log: s.Log.With("component", "lambda"),
 		AccountConcurrency: s.AccountConcurrency, Credentials: s.FunctionCredentials, Env: []string{
-			"AWS_ENDPOINT_URL_KMS=" + s.Endpoints.KMS,
-			"AWS_ENDPOINT_URL_DYNAMODB=" + s.Endpoints.DynamoDB,
-			"AWS_ENDPOINT_URL_SQS=" + s.moto.URL(),
+			"AWS_ENDPOINT_URL_KMS=" + endpoints["KMS"],
+			"AWS_ENDPOINT_URL_DYNAMODB=" + endpoints["DYNAMODB"],
+			"AWS_ENDPOINT_URL_SQS=" + endpoints["SQS"],
 			// moto_server plays the other services the functions call.
 			"AWS_ENDPOINT_URL_CLOUDWATCH=" + s.moto.URL(),
 			"AWS_ENDPOINT_URL_EVENTBRIDGE=" + s.moto.URL(),
@@ -156,12 +163,13 @@ func (s *Sandbox) startFunctions(ctx context.Context, groupsFile string) error {
 }
 
 // FunctionCredentials gives a function's instances their credentials:
-// Options.Credentials when set (per-role keys), else the sandbox's cloud key.
+// Options.Credentials when set, else their execution role's key (IAM from
+// the template), else the sandbox's cloud key.
 func (s *Sandbox) FunctionCredentials(fn, role string) (string, string) {
 	if s.Credentials != nil {
 		return s.Credentials(fn, role)
 	}
-	return CloudAccessKey, CloudSecretKey
+	return s.roleCredentials(fn, role)
 }
 
 // resolver maps the template's references to the sandbox: tables to their
@@ -183,6 +191,8 @@ func (s *Sandbox) resolver() *cfntemplate.Resolver {
 		case "AWS::SQS::Queue":
 			r.Refs[id] = s.Endpoints.JobQueue
 			r.Attrs[id+".Arn"] = "arn:aws:sqs:" + Region + ":" + Account + ":" + JobQueueName
+		case "AWS::ApiGatewayV2::Api":
+			r.Refs[id] = s.Gateway.APIID()
 		case cfntemplate.TypeFunction:
 			name, _ := res.Properties["FunctionName"].(string)
 			r.Refs[id] = name

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyferry/keyferry/test/iamsim"
 )
 
 // TestFunctionsRIE brings the sandbox up with every function as its real
@@ -43,6 +45,25 @@ func TestFunctionsRIE(t *testing.T) {
 			if !strings.Contains(string(cmdline), "aws-lambda-rie") || !strings.Contains(string(cmdline), "--runtime-api-address\x00127.0.0.1:") {
 				t.Errorf("%s: instance %d runs %q", fn, pid, cmdline)
 			}
+		}
+	}
+	// IAM from the template: no call of a healthy rotation is denied; the
+	// calls per principal and the grants no call used are the
+	// least-privilege figures.
+	if d := sb.IAMLedger().Denied(); len(d) > 0 {
+		t.Errorf("IAM denied %d calls of a healthy rotation, first %+v", len(d), d[0])
+	}
+	recs := sb.IAMLedger().Records()
+	if len(recs) == 0 {
+		t.Error("the IAM ledger recorded no call")
+	}
+	calls := iamsim.CallsByPrincipal(recs)
+	for p, byAction := range calls {
+		t.Logf("IAM calls by %s: %v", p, byAction)
+	}
+	for p, unused := range iamsim.Unused(sb.IAMPrincipals(), recs) {
+		if len(unused) > 0 {
+			t.Logf("IAM grants %s never used: %v", p, unused)
 		}
 	}
 	rot, err := sb.Template.Function("rotate")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -49,7 +50,7 @@ func (s *Sandbox) startWorker(ctx context.Context) error {
 	p, err := esm.Start(context.WithoutCancel(ctx), esm.Mapping{
 		QueueURL: s.Endpoints.JobQueue, QueueARN: "arn:aws:sqs:" + Region + ":" + Account + ":" + JobQueueName, Region: Region,
 		Function: WorkerFunction, BatchSize: 1, MaximumConcurrency: jobqueue.WorkerMaxConcurrency, ReportBatchItemFailures: true,
-	}, esm.Clients{SQS: s.sqsClient(), Lambda: lc, Log: s.Log.With("component", "worker-mapping")})
+	}, esm.Clients{SQS: s.mappingSQS(), Lambda: lc, Log: s.Log.With("component", "worker-mapping")})
 	if err != nil {
 		return fmt.Errorf("sandbox: worker event source mapping: %w", err)
 	}
@@ -67,3 +68,18 @@ func (s *Sandbox) WorkerStats() esm.Stats {
 
 // MotoURL is moto_server's own endpoint (behind any DynamoDB fault proxy).
 func (s *Sandbox) MotoURL() string { return s.moto.URL() }
+
+// mappingSQS is the SQS client of the worker's event source mapping: under
+// IAM from the template, the worker's execution role through the SQS gate
+// (Lambda polls with the function's role).
+func (s *Sandbox) mappingSQS() *sqs.Client {
+	if s.iam == nil || s.Runtime == nil {
+		return s.sqsClient()
+	}
+	f, err := s.Template.Function(WorkerFunction)
+	if err != nil {
+		return s.sqsClient()
+	}
+	key, secret := s.roleCredentials(WorkerFunction, f.RoleLogicalID)
+	return sqs.New(sqs.Options{Region: Region, Credentials: credentials.NewStaticCredentialsProvider(key, secret, ""), BaseEndpoint: aws.String(s.iam.sqs)})
+}

@@ -18,27 +18,7 @@ import (
 // (payload {"group": ..., "trigger": ...}) and returns the rotate function's result.
 func (s *Sandbox) Trigger(ctx context.Context, group, trigger, id string) (handlers.RotateResult, error) {
 	payload, _ := json.Marshal(handlers.SchedulePayload{Group: group, Trigger: trigger, ID: id})
-	if s.Runtime != nil {
-		// The rotate function's own bootstrap, as the scheduler invokes it.
-		b, err := s.Runtime.Invoke(ctx, "keyferry-rotate", payload)
-		if err != nil {
-			return handlers.RotateResult{}, err
-		}
-		var res handlers.RotateResult
-		if err := json.Unmarshal(b, &res); err != nil {
-			return handlers.RotateResult{}, fmt.Errorf("sandbox: rotate answered %q: %w", b, err)
-		}
-		return res, nil
-	}
-	out, err := s.Deps.Rotate(ctx, payload)
-	if err != nil {
-		return handlers.RotateResult{}, err
-	}
-	res, ok := out.(handlers.RotateResult)
-	if !ok {
-		return handlers.RotateResult{}, fmt.Errorf("sandbox: rotate returned %T", out)
-	}
-	return res, nil
+	return s.RotatePayload(ctx, payload)
 }
 
 // Terminal reports whether a job state is final.

@@ -64,7 +64,8 @@ type Options struct {
 	// Functions is how the Lambda functions run: FunctionsRIE (each its real
 	// bootstrap behind the Runtime Interface Emulator, configured from the
 	// synthesized template) or FunctionsInProcess (the Go handlers in this
-	// process); empty means $KEYFERRY_SANDBOX_FUNCTIONS, else in-process.
+	// process, for the tests that move the engine's clock); empty means
+	// $KEYFERRY_SANDBOX_FUNCTIONS, else FunctionsRIE.
 	Functions string
 	// AccountConcurrency bounds each function without reserved concurrency
 	// under FunctionsRIE (default 10).
@@ -72,6 +73,12 @@ type Options struct {
 	// Credentials, when set, gives each function's instances their keys by
 	// role (FunctionsRIE); default the sandbox's cloud key.
 	Credentials func(fn, roleLogicalID string) (accessKeyID, secret string)
+	// NoIAM turns off IAM from the template under FunctionsRIE (every
+	// call then passes, as in-process).
+	NoIAM bool
+	// PolicyEdit, when set, may change the synthesized template's policies
+	// before IAM reads them (a test that breaks one on purpose).
+	PolicyEdit func(*cfntemplate.Template) error
 	// GroupsFile is a key-groups file; empty means the built-in sample.
 	GroupsFile string
 	// Dir holds the token, configs and logs; empty means a new temp dir
@@ -134,6 +141,8 @@ type Sandbox struct {
 
 	signingKeyARN string
 	lambdaLog     *os.File
+	iam           *iamState
+	gatewayCreds  map[string]apigwemu.Credential
 
 	tempDir   bool
 	moto      *motoserver.Server
@@ -231,6 +240,12 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		AgentAccessKey: {SecretAccessKey: AgentSecretKey, PrincipalARN: "arn:aws:iam::" + Account + ":user/keyferry-agent"},
 	})
 	gwOpts.Logger = s.Log.With("component", "gateway")
+	gwOpts.Stage, gwOpts.Region, gwOpts.Account = GatewayStage, Region, Account
+	// @connections posts are signed; under FunctionsRIE each function signs
+	// with its role's key (added by startIAM) and IAM authorizes it.
+	s.gatewayCreds = map[string]apigwemu.Credential{CloudAccessKey: {SecretAccessKey: CloudSecretKey, PrincipalARN: "arn:aws:iam::" + Account + ":root"}}
+	gwOpts.ManagementCredentials = s.gatewayCreds
+	gwOpts.Authorize = s.authorizeGateway
 	gwOpts.Fault = s.GatewayFault
 	s.Gateway = apigwemu.New(gwOpts)
 	if err := s.Gateway.Start("127.0.0.1:0"); err != nil {
@@ -294,12 +309,12 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		s.Functions = os.Getenv("KEYFERRY_SANDBOX_FUNCTIONS")
 	}
 	switch s.Functions {
-	case FunctionsRIE:
+	case "", FunctionsRIE:
+		s.Functions = FunctionsRIE
 		if err := s.startFunctions(ctx, groupsFile); err != nil {
 			return nil, err
 		}
-	case "", FunctionsInProcess:
-		s.Functions = FunctionsInProcess
+	case FunctionsInProcess:
 		for _, r := range []string{"$connect"} {
 			s.Gateway.Route(r, s.Deps.Connect)
 		}
@@ -412,6 +427,7 @@ func (s *Sandbox) Close() error {
 	if s.Runtime != nil {
 		errs = append(errs, s.Runtime.Close())
 	}
+	s.iam.close()
 	if s.Lambda != nil {
 		errs = append(errs, s.Lambda.Close())
 	}
