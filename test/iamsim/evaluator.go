@@ -57,7 +57,15 @@ type Evaluator struct {
 	stdin  io.WriteCloser
 	client *http.Client
 	once   sync.Once
+
+	// The answer to an identical request is the same: decisions are
+	// cached by the request's JSON (policies, context and all).
+	mu    sync.Mutex
+	cache map[string]Decision
 }
+
+// maxCached bounds the decision cache (it is dropped whole when full).
+const maxCached = 200000
 
 // Start runs sim.mjs (in this package's directory under moduleRoot) with
 // node, resolving @cloud-copilot/* from moduleRoot/node_modules.
@@ -91,7 +99,7 @@ func Start(ctx context.Context, moduleRoot string) (*Evaluator, error) {
 		}
 		close(ready)
 	}()
-	e := &Evaluator{cmd: cmd, stdin: stdin, client: &http.Client{Timeout: 30 * time.Second,
+	e := &Evaluator{cmd: cmd, stdin: stdin, cache: map[string]Decision{}, client: &http.Client{Timeout: 30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	select {
 	case port, ok := <-ready:
@@ -143,6 +151,16 @@ func (e *Evaluator) post(ctx context.Context, path string, in, out any) error {
 
 // Evaluate asks whether the request is allowed.
 func (e *Evaluator) Evaluate(ctx context.Context, r Request) (Decision, error) {
+	key, err := json.Marshal(r)
+	if err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	d, ok := e.cache[string(key)]
+	e.mu.Unlock()
+	if ok {
+		return d, nil
+	}
 	var out struct {
 		Decision Decision `json:"decision"`
 		Errors   string   `json:"errors"`
@@ -152,6 +170,12 @@ func (e *Evaluator) Evaluate(ctx context.Context, r Request) (Decision, error) {
 	}
 	switch out.Decision {
 	case Allowed, ImplicitlyDenied, ExplicitlyDenied:
+		e.mu.Lock()
+		if len(e.cache) >= maxCached {
+			e.cache = map[string]Decision{}
+		}
+		e.cache[string(key)] = out.Decision
+		e.mu.Unlock()
 		return out.Decision, nil
 	}
 	return "", fmt.Errorf("%w: %s on %s: %s", ErrInvalidRequest, r.Action, r.Resource, out.Errors)
