@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -82,9 +83,25 @@ type Runtime struct {
 	mu     sync.Mutex
 	fns    map[string]*function
 	closed bool
+
+	// alive counts instances of every function; aliveMax is its peak.
+	alive, aliveMax atomic.Int64
+}
+
+// InstancesMax is the most instances alive at once, all functions together.
+func (rt *Runtime) InstancesMax() int { return int(rt.aliveMax.Load()) }
+
+// ColdStarts is the number of instances started, all functions together.
+func (rt *Runtime) ColdStarts() int {
+	n := 0
+	for _, name := range rt.Names() {
+		n += int(rt.Stats(name).ColdStarts)
+	}
+	return n
 }
 
 type function struct {
+	rt    *Runtime
 	cfg   FunctionConfig
 	limit int
 	// idle holds warm instances. Under mu: all the instances alive,
@@ -153,7 +170,7 @@ func (rt *Runtime) Add(cfg FunctionConfig) error {
 	if _, dup := rt.fns[cfg.Name]; dup {
 		return fmt.Errorf("lambdarun: function %q added twice", cfg.Name)
 	}
-	rt.fns[cfg.Name] = &function{cfg: cfg, limit: limit, idle: make(chan *instance, max(limit, 1)), freed: make(chan struct{}), all: map[*instance]bool{}}
+	rt.fns[cfg.Name] = &function{rt: rt, cfg: cfg, limit: limit, idle: make(chan *instance, max(limit, 1)), freed: make(chan struct{}), all: map[*instance]bool{}}
 	return nil
 }
 
@@ -385,6 +402,12 @@ func (rt *Runtime) start(ctx context.Context, f *function) (*instance, error) {
 	f.all[in] = true
 	f.stats.ColdStarts++
 	f.stats.AliveMax = max(f.stats.AliveMax, len(f.all))
+	for n := f.rt.alive.Add(1); ; {
+		m := f.rt.aliveMax.Load()
+		if n <= m || f.rt.aliveMax.CompareAndSwap(m, n) {
+			break
+		}
+	}
 	f.mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -485,6 +508,7 @@ func (rt *Runtime) kill(in *instance) {
 	syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
 	<-in.exit
 	if alive {
+		f.rt.alive.Add(-1)
 		f.mu.Lock()
 		close(f.freed)
 		f.freed = make(chan struct{})

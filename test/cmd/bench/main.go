@@ -511,6 +511,19 @@ func (b *runner) fleet(ctx context.Context) error {
 		b.report.Add("dynamodb_writes_per_rotation", float64(writes)/rot, "", "control plane only; all operations per rotation: "+strings.Join(ddbList, ", "))
 		b.report.Add("dynamodb_reads_per_rotation", float64(reads)/rot, "", "control plane only (the bench's own job polling excluded)")
 	}
+	if sb.Runtime != nil {
+		b.report.Add("fleet_lambda_instances_max", float64(sb.Runtime.InstancesMax()), "", "most function instances alive at once, all functions (each its bootstrap under the RIE)")
+		b.report.Add("fleet_lambda_cold_starts", float64(sb.Runtime.ColdStarts()), "", "instances started")
+		for _, fn := range sb.Runtime.Names() {
+			if st := sb.Runtime.Stats(fn); st.Invocations > 0 {
+				b.report.Add("fleet_instances_max_"+strings.TrimPrefix(fn, "keyferry-"), float64(st.AliveMax), "", fmt.Sprintf("%d invocations, %d timeouts", st.Invocations, st.Timeouts))
+			}
+		}
+	}
+	if l := sb.IAMLedger(); l != nil {
+		recs := l.Records()
+		b.report.Add("fleet_iam_decisions", float64(len(recs)), "", fmt.Sprintf("calls authorized by iam-simulate from the template's policies (%d denied)", len(l.Denied())))
+	}
 	ws := sb.WorkerStats()
 	b.report.Add("fleet_worker_invocations", float64(ws.Invocations), "", fmt.Sprintf("job-queue messages run by the worker (%d failed, %d retried)", ws.Failed, ws.Retried))
 	b.report.Add("fleet_worker_in_flight_max", float64(ws.MaxInFlight), "", fmt.Sprintf("most worker invocations at once (mapping maximum concurrency %d)", jobqueue.WorkerMaxConcurrency))
