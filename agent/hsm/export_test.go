@@ -459,3 +459,83 @@ func WrapKeyFunctionsForTest(path string) (fromList, exported uintptr, err error
 	}
 	return uintptr(fn), uintptr(exportedWrapKey(path)), nil
 }
+
+// otherKeyModule is a token that claims its wrap mechanisms and wraps the
+// wrong key: every C_WrapKey of a secret or EC private key wraps a fresh
+// session key of the same kind instead (valid format, wrong bytes).
+type otherKeyModule struct {
+	module
+	path string
+}
+
+func (m *otherKeyModule) unwrap() module { return m.module }
+
+// decoy makes a session key like key; it returns key itself for kinds it
+// does not imitate (RSA: too slow to generate per call).
+func (m *otherKeyModule) decoy(sh pkcs11.SessionHandle, key pkcs11.ObjectHandle) (pkcs11.ObjectHandle, func(), error) {
+	a, err := m.module.GetAttributeValue(sh, key, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, nil), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
+	if err != nil {
+		return 0, nil, err
+	}
+	class, kt := ulong(a[0].Value), ulong(a[1].Value)
+	common := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, "kf-decoy"),
+	}
+	switch {
+	case class == pkcs11.CKO_SECRET_KEY:
+		l, err := m.module.GetAttributeValue(sh, key, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil)})
+		if err != nil {
+			return 0, nil, err
+		}
+		gen := uint(pkcs11.CKM_AES_KEY_GEN)
+		if kt == pkcs11.CKK_GENERIC_SECRET {
+			gen = pkcs11.CKM_GENERIC_SECRET_KEY_GEN
+		}
+		o, err := m.module.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(gen, nil)}, append(common,
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, kt),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, ulong(l[0].Value)),
+			pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
+		))
+		return o, func() { _ = m.module.DestroyObject(sh, o) }, err
+	case class == pkcs11.CKO_PRIVATE_KEY && kt == pkcs11.CKK_EC:
+		p, err := m.module.GetAttributeValue(sh, key, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, nil)})
+		if err != nil {
+			return 0, nil, err
+		}
+		pub, priv, err := m.module.GenerateKeyPair(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)},
+			[]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false), pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, p[0].Value)},
+			append(common, pkcs11.NewAttribute(pkcs11.CKA_SIGN, true)))
+		return priv, func() { _ = m.module.DestroyObject(sh, priv); _ = m.module.DestroyObject(sh, pub) }, err
+	}
+	return key, func() {}, nil
+}
+
+func (m *otherKeyModule) WrapKey(sh pkcs11.SessionHandle, mech []*pkcs11.Mechanism, wk, key pkcs11.ObjectHandle) ([]byte, error) {
+	d, done, err := m.decoy(sh, key)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return m.module.WrapKey(sh, mech, wk, d)
+}
+
+func (m *otherKeyModule) WrapKeyGrown(sh pkcs11.SessionHandle, mech uint, wk, key pkcs11.ObjectHandle, slack int) ([]byte, error) {
+	d, done, err := m.decoy(sh, key)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return wrapKeyGrown(m.path, sh, mech, wk, d, slack)
+}
+
+// WrapOtherKeysForTest makes the token wrap a fresh key of the same kind
+// instead of the one asked for (secrets and EC keys); restore puts the
+// real module back.
+func (h *HSM) WrapOtherKeysForTest() (restore func()) {
+	return h.swapModuleForTest(func(real module) module { return &otherKeyModule{module: real, path: h.cfg.Module} })
+}
