@@ -5,8 +5,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO        ?= go
-FUZZTIME  ?= 8s
+FUZZTIME  ?= 5s
 TESTFLAGS ?= -timeout 20m
+# The engine's test seam (Engine.AfterStep, the crash-injection hook) and the
+# tests that use it compile only with this tag: test-go and vet pass it;
+# build-lambdas (the bootstraps the CDK app bundles) never does
+# (TestReleaseBuildCarriesNoTestSeam).
+TESTTAGS  := keyferrytest,hsmfault
 LAMBDA_DIR := build/lambda
 AGENT_BIN  := build/keyferry-agent
 # Lambda functions: one main per directory under functions/cmd.
@@ -14,7 +19,7 @@ FUNCTIONS := $(notdir $(patsubst %/,%,$(wildcard functions/cmd/*/)))
 APT_PACKAGES := softhsm2 opensc opencryptoki openssl libnss3 libnss3-tools p11-kit
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: lint-template help deps test test-go fuzz-short fuzz sandbox bench synth build build-agent build-lambdas fmt vet soak soak-short
+.PHONY: lint-template help deps test test-go test-nocgo fuzz-short fuzz sandbox bench synth build build-agent build-lambdas fmt vet soak soak-short
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -33,13 +38,20 @@ deps: ## install system packages (only if missing), the pinned CDK CLI and Go mo
 	@printf 'module node_modules.invalid\n' > node_modules/go.mod
 	@$(GO) mod download && echo "deps: Go modules downloaded"
 
-test: deps vet lint-template test-go soak-short fuzz-short ## everything CI runs: vet, the template's outside validators, all Go tests (HSM, emulators, e2e), the short soak, short fuzzing
+test: deps vet lint-template test-go test-nocgo soak-short fuzz-short ## everything CI runs: vet, the template's outside validators, all Go tests (HSM, emulators, e2e), the short soak, short fuzzing
 
 # Every package but the soak, which runs on its own next (its 40 s of
 # faults and the audit are timing-bound; sharing 2 cores with every other
 # package's tests only slows it).
 test-go:
-	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v '/test/soak$$')
+	$(GO) test -tags $(TESTTAGS) $(TESTFLAGS) $$($(GO) list ./... | grep -v '/test/soak$$')
+
+# The agent's daemon and the plain-Go part of agent/hsm build and test with
+# CGO_ENABLED=0: cgo is only in agent/hsm's PKCS#11 files and the agent
+# binary (their real-token tests run with cgo in test-go).
+test-nocgo:
+	CGO_ENABLED=0 $(GO) vet ./agent/daemon/... ./agent/hsm/...
+	CGO_ENABLED=0 $(GO) test $(TESTFLAGS) ./agent/daemon/... ./agent/hsm/...
 
 # Every fuzz target in the module, each for FUZZTIME (short in `make test`, long in `make fuzz`).
 # A run that ends in a bare "context deadline exceeded" with no failing input
@@ -61,7 +73,7 @@ fuzz-short:
 	  grep -E '^fuzz: elapsed' /tmp/keyferry-fuzz.log | tail -1 | sed 's/^/  /'; \
 	done
 
-fuzz: deps ## longer fuzzing of every decoder: 15 targets x FUZZTIME (40s by default, about 12 min)
+fuzz: deps ## longer fuzzing of every decoder: 16 targets x FUZZTIME (40s by default, about 13 min)
 	$(MAKE) fuzz-short FUZZTIME=$${FUZZTIME:-40s}
 
 sandbox: deps ## run the whole system on this machine (pass flags with ARGS="--once --json")
@@ -71,6 +83,7 @@ sandbox: deps ## run the whole system on this machine (pass flags with ARGS="--o
 bench: deps ## side-by-side figures (agent vs HSM, fleet vs quota, CLI vs keyferry, latency, RSS); BENCH_JSON=FILE writes them
 	@mkdir -p build
 	$(GO) test -run '^$$' -bench 'DirectWrap' -benchtime 50x ./test/bench
+	$(GO) test -run '^$$' -bench 'WriteByTableSize' -benchtime 20x ./test/motoserver
 	$(GO) run ./test/cmd/bench $${BENCH_JSON:+--json "$$BENCH_JSON"} --cpuprofile build/bench.cpu.pprof $(ARGS)
 
 soak: deps ## bounded fault-injection soak run
@@ -114,6 +127,7 @@ build-lambdas:
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')
 
-vet: ## go vet, and fail on unformatted files
+vet: ## go vet (the release build and the tests' -tags $(TESTTAGS)), and fail on unformatted files
 	$(GO) vet ./...
+	$(GO) vet -tags $(TESTTAGS) ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }

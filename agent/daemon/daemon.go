@@ -19,7 +19,11 @@ import (
 	"github.com/keyferry/keyferry/shared/protocol"
 )
 
-// HSM is the part of the HSM layer the daemon uses.
+// HSM is the part of the HSM layer the daemon uses: the five calls it
+// makes on the token. *hsm.HSM (cgo, PKCS#11) is the implementation
+// (asserted in hsm_cgo.go); the daemon itself compiles and tests without
+// cgo, since everything it names in package hsm (Key, GenerateOption,
+// Capability, the error sentinels, Label) is plain Go.
 type HSM interface {
 	Generate(ctx context.Context, label string, spec keyspec.Spec, opts ...hsm.GenerateOption) (*hsm.Key, error)
 	Find(ctx context.Context, label string) (*hsm.Key, error)
@@ -28,15 +32,11 @@ type HSM interface {
 	HMAC(ctx context.Context, label string, data []byte) ([]byte, error)
 }
 
-var _ HSM = (*hsm.HSM)(nil)
-
 // Identity is the agent's HSM-resident signing key.
 type Identity interface {
 	protocol.Signer
 	PublicDER() []byte
 }
-
-var _ Identity = (*hsm.IdentityKey)(nil)
 
 // Auditor appends a record to the agent's audit log (audit.Log). A record
 // is on disk (fsynced) when Append returns nil.
@@ -68,6 +68,9 @@ type Config struct {
 	Logger       *slog.Logger
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
+	// Heartbeat is the tunnel's heartbeat interval, told to the control
+	// plane in hello (its bound for a silent partition).
+	Heartbeat time.Duration
 }
 
 // Daemon handles messages from the control plane.
@@ -151,7 +154,7 @@ func (d *Daemon) Hello(ctx context.Context) ([]byte, error) {
 	h := protocol.Hello{
 		AgentID: d.cfg.AgentID, Version: d.cfg.Version, HSMPool: d.cfg.HSMPool,
 		IdentityPublicKey: d.cfg.Identity.PublicDER(), Capabilities: d.cfg.Capabilities,
-		Pending: d.Pending(), SentAt: d.cfg.Now().UTC(),
+		Pending: d.Pending(), SentAt: d.cfg.Now().UTC(), HeartbeatSeconds: int(d.cfg.Heartbeat / time.Second),
 	}
 	return protocol.Seal(ctx, d.cfg.Identity, d.cfg.AgentID, protocol.ActionHello, h)
 }
@@ -166,12 +169,20 @@ func (d *Daemon) Heartbeat(ctx context.Context, seq uint64) ([]byte, error) {
 	})
 }
 
-// Drain stops accepting requests and waits for in-flight wraps (their
-// results are queued on the tunnel) or ctx.
+// Drain stops accepting requests, tells the control plane (a signed
+// protocol.Draining listing the requests it will still finish, so the
+// others go to another agent of the pool at once) and waits for in-flight
+// wraps (their results are queued on the tunnel) or ctx.
 func (d *Daemon) Drain(ctx context.Context) error {
 	d.mu.Lock() // no wg.Add can follow: Handle adds under d.mu after checking closing
 	d.closing.Store(true)
 	d.mu.Unlock()
+	if b, err := protocol.Seal(ctx, d.cfg.Identity, d.cfg.AgentID, protocol.ActionDraining,
+		protocol.Draining{AgentID: d.cfg.AgentID, Pending: d.Pending(), SentAt: d.cfg.Now().UTC()}); err != nil {
+		d.log.Error("could not seal the draining notice", "err", err)
+	} else if err := d.send(b); err != nil {
+		d.log.Warn("could not queue the draining notice", "err", err)
+	}
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
 	select {

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package daemon
 
 import (
@@ -17,7 +19,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/keyferry/keyferry/agent/hsm"
 	"github.com/keyferry/keyferry/agent/tunnel"
 	"github.com/keyferry/keyferry/shared/keyspec"
 	"github.com/keyferry/keyferry/shared/protocol"
@@ -254,7 +255,6 @@ func (g *gatedHSM) Wrap(ctx context.Context, label string, der []byte, alg keysp
 }
 
 var _ HSM = (*gatedHSM)(nil)
-var _ HSM = (*hsm.HSM)(nil)
 
 // TestRequestAcceptedBeforeDropAnsweredAfterReconnect: the server drops the
 // connection right after the agent accepted a request; the reconnect hello

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package daemon
 
 import (
@@ -152,7 +154,7 @@ func newAgent(t *testing.T, mod func(*policy.Config)) *agent {
 	}
 	t.Cleanup(func() { log.Close() })
 	a.d, err = New(Config{AgentID: "agent-test", Version: "test", HSMPool: "softhsm", PoolSize: cfg.PoolSize, HSM: a.hsm,
-		Identity: id, Capabilities: HelloCapabilities(caps), Policy: policy.New(pc), Audit: log, Metrics: a.metrics, Logger: logger})
+		Identity: id, Capabilities: HelloCapabilities(caps, Allowed{}), Policy: policy.New(pc), Audit: log, Metrics: a.metrics, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,15 +37,8 @@ func (d *Daemon) process(req *protocol.WrapRequest) {
 			d.refuse(ctx, req, r)
 			return
 		}
-		code := protocol.CodeHSMError
-		switch {
-		case errors.Is(err, hsm.ErrUnsupportedMechanism), errors.Is(err, keyspec.ErrUnknownSpec):
-			code = protocol.CodeUnsupported
-		case errors.Is(err, hsm.ErrKeyNotFound):
-			code = protocol.CodeBadRequest
-		}
 		d.cfg.Metrics.HSMError()
-		d.fail(ctx, req, code, "wrap failed", err)
+		d.fail(ctx, req, failureCode(err), "wrap failed", err)
 		return
 	}
 	sealed, err := protocol.Seal(ctx, d.cfg.Identity, d.cfg.AgentID, protocol.ActionWrapResult, res)
@@ -72,6 +65,19 @@ func (d *Daemon) process(req *protocol.WrapRequest) {
 	d.cfg.Metrics.Request("succeeded")
 	d.log.Info("wrap result queued", "request_id", req.RequestID, "hsm_label", res.HSMLabel,
 		"wrapped_sha256", fields["wrapped_sha256"], "duration_ms", fields["duration_ms"])
+}
+
+// failureCode is the protocol code of a failed wrap: unsupported for what
+// the token (or the key-spec table) cannot do, bad_request for a key that
+// is not on the token, hsm_error for anything else.
+func failureCode(err error) protocol.ErrorCode {
+	switch {
+	case errors.Is(err, hsm.ErrUnsupportedMechanism), errors.Is(err, keyspec.ErrUnknownSpec):
+		return protocol.CodeUnsupported
+	case errors.Is(err, hsm.ErrKeyNotFound):
+		return protocol.CodeBadRequest
+	}
+	return protocol.CodeHSMError
 }
 
 func (d *Daemon) fail(ctx context.Context, req *protocol.WrapRequest, code protocol.ErrorCode, what string, err error) {
@@ -148,7 +154,11 @@ func (d *Daemon) wrap(ctx context.Context, req *protocol.WrapRequest) (*protocol
 
 // generate picks the label (the request's, or the group's next free
 // generation), pins it to the request's key ARN and creates the key. A
-// retry for the same ARN whose key already exists wraps that key again.
+// key of that label already on the token is wrapped again, never made
+// twice: a retry for the same ARN whose result was lost, or a request
+// handed over from another agent of the pool (groups.HSMPool: the pool's
+// agents share the key store), which created the key before it died. The
+// existing key must be of the requested spec.
 func (d *Daemon) generate(ctx context.Context, req *protocol.WrapRequest, pins *policy.PinStore) (*hsm.Key, error) {
 	d.genMu.Lock() // label choice + pin + create are one step per agent
 	defer d.genMu.Unlock()
@@ -192,9 +202,18 @@ func (d *Daemon) generate(ctx context.Context, req *protocol.WrapRequest, pins *
 		}
 	}
 	k, err := d.cfg.HSM.Generate(ctx, label, req.KeySpec)
-	if errors.Is(err, hsm.ErrKeyExists) && !isNew {
-		// Same ARN asked again (its earlier result was lost): wrap the same key.
-		return d.cfg.HSM.Find(ctx, label)
+	if errors.Is(err, hsm.ErrKeyExists) {
+		k, err := d.cfg.HSM.Find(ctx, label)
+		if err != nil {
+			return nil, fmt.Errorf("find existing %q: %w", label, err)
+		}
+		if k.Spec != req.KeySpec {
+			return nil, &policy.Refusal{Reason: policy.ReasonKeySpec, Code: protocol.CodePolicyRefused,
+				Msg: fmt.Sprintf("HSM key %q already exists as %s, request says %s", label, k.Spec, req.KeySpec)}
+		}
+		d.log.Info("HSM key of this generation already exists: wrapping it, not generating a second",
+			"hsm_label", label, "request_id", req.RequestID, "pinned_here_before", !isNew)
+		return k, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("generate %s %q: %w", req.KeySpec, label, err)

@@ -6,13 +6,18 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-
-	"github.com/miekg/pkcs11"
 )
+
+// This file compiles without cgo (Config and its validation need no
+// module); it names the two mechanisms it checks by value.
 
 // CKM_AES_KEY_WRAP_KWP is the PKCS#11 3.0 mechanism for RFC 5649 AES key
 // wrap with padding. github.com/miekg/pkcs11 v1.1.2 does not define it.
 const CKM_AES_KEY_WRAP_KWP uint = 0x0000210B //nolint:revive // PKCS#11 name
+
+// ckmAESKeyWrapPad is pkcs11.CKM_AES_KEY_WRAP_PAD (0x210A), which this
+// cgo-free file cannot import; wrap.go fails to compile if they differ.
+const ckmAESKeyWrapPad uint = 0x0000210A
 
 // Pool size bounds accepted by Config.Validate.
 const (
@@ -108,7 +113,7 @@ func (c Config) Validate() error {
 		return bad("init_args", "%v", err)
 	}
 	switch c.KWPMechanism {
-	case 0, pkcs11.CKM_AES_KEY_WRAP_PAD, CKM_AES_KEY_WRAP_KWP:
+	case 0, ckmAESKeyWrapPad, CKM_AES_KEY_WRAP_KWP:
 	default:
 		return bad("kwp_mechanism", "0x%X is neither CKM_AES_KEY_WRAP_PAD (0x210A) nor CKM_AES_KEY_WRAP_KWP (0x210B)", c.KWPMechanism)
 	}
@@ -169,21 +174,6 @@ func nssConfigDir(s string) (string, bool) {
 		v = strings.TrimPrefix(v, p)
 	}
 	return v, v != ""
-}
-
-// twoStepModes lists the two-step wrap modes the probe tries, in order,
-// given the token's mechanism list.
-func (c Config) twoStepModes(listed func(uint) bool) []wrapMode {
-	switch c.KWPMechanism {
-	case CKM_AES_KEY_WRAP_KWP:
-		return []wrapMode{modeTwoStepKWP}
-	case pkcs11.CKM_AES_KEY_WRAP_PAD:
-		return []wrapMode{modeTwoStep}
-	}
-	if listed(CKM_AES_KEY_WRAP_KWP) {
-		return []wrapMode{modeTwoStepKWP, modeTwoStep}
-	}
-	return []wrapMode{modeTwoStep}
 }
 
 // tokenName is how errors and logs name the token.

@@ -4,6 +4,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"math/big"
 )
 
 // Named-curve OIDs (RFC 5480, SEC 2).
@@ -100,4 +101,17 @@ func ecSPKI(params, point []byte) ([]byte, error) {
 		Algorithm: algorithmIdentifier{Algorithm: oidECPublic, Parameters: asn1.RawValue{FullBytes: params}},
 		PublicKey: asn1.BitString{Bytes: point, BitLength: 8 * len(point)},
 	})
+}
+
+// rawToDER converts PKCS#11's raw r||s into an ASN.1 DER Ecdsa-Sig-Value.
+func rawToDER(raw []byte) ([]byte, error) {
+	if len(raw) == 0 || len(raw)%2 != 0 {
+		return nil, fmt.Errorf("hsm: raw ECDSA signature is %d bytes, want r||s", len(raw))
+	}
+	n := len(raw) / 2
+	r, s := new(big.Int).SetBytes(raw[:n]), new(big.Int).SetBytes(raw[n:])
+	if r.Sign() == 0 || s.Sign() == 0 {
+		return nil, errors.New("hsm: raw ECDSA signature has a zero half")
+	}
+	return asn1.Marshal(struct{ R, S *big.Int }{r, s})
 }

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package hsm
 
 import (
@@ -311,22 +313,6 @@ func ctxOf(m module) *pkcs11.Ctx {
 			return nil
 		}
 	}
-}
-
-// InjectWrapFaultsForTest puts a fault wrapper under the live pool: the
-// next C_WrapKey calls get the faults in seq ("" = none), in order, then
-// none. restore puts the real module back.
-func (h *HSM) InjectWrapFaultsForTest(seq ...FaultKind) (restore func()) {
-	return h.swapModuleForTest(func(real module) module {
-		return &faultModule{module: real, log: h.log, decide: func() FaultKind {
-			if len(seq) == 0 {
-				return ""
-			}
-			k := seq[0]
-			seq = seq[1:]
-			return k
-		}}
-	})
 }
 
 // swapModuleForTest puts wrap(the live module) under the pool; restore

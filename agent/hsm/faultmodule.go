@@ -1,3 +1,5 @@
+//go:build hsmfault && cgo
+
 package hsm
 
 import (
@@ -22,10 +24,10 @@ const (
 )
 
 // faultModule stands between the pool and the real module and injects
-// faults into C_WrapKey as decide says. It is installed only through
-// moduleHook: by the hsmfault build tag (the soak's agent binary, driven by
-// KEYFERRY_HSM_FAULTS) and by this package's tests; product builds never
-// set the hook.
+// faults into C_WrapKey as decide says. It exists only in builds with the
+// hsmfault tag: the soak's agent binary (installed through moduleHook,
+// driven by KEYFERRY_HSM_FAULTS) and this package's tests (make test passes
+// the tag); a release agent does not carry it (TestReleaseAgentCarriesNoFaultModule).
 type faultModule struct {
 	module
 	mu     sync.Mutex

@@ -1,3 +1,5 @@
+//go:build hsmfault && cgo
+
 package hsm_test
 
 import (

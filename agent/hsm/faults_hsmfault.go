@@ -1,4 +1,4 @@
-//go:build hsmfault
+//go:build hsmfault && cgo
 
 package hsm
 

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package hsm
 
 import (
@@ -11,24 +13,6 @@ import (
 
 	"github.com/keyferry/keyferry/shared/keyspec"
 )
-
-// Key is a keyferry key on the token, named by its label.
-type Key struct {
-	Label string
-	ID    []byte // CKA_ID = KeyID(Label)
-	Spec  keyspec.Spec
-}
-
-// GenerateOption adjusts Generate.
-type GenerateOption func(*genOptions)
-
-type genOptions struct {
-	// nonSensitive is reachable only from this package's tests
-	// (export_test.go): it lets a test compare wrapped bytes directly.
-	nonSensitive bool
-	// generated, when set (tests only), is told the label of the new key.
-	generated func(label string)
-}
 
 var genMu sync.Mutex // serialises check-then-generate per process
 
@@ -50,7 +34,22 @@ func (h *HSM) Generate(ctx context.Context, label string, spec keyspec.Spec, opt
 	}
 	genMu.Lock()
 	defer genMu.Unlock()
-	err = h.withSession(ctx, func(s session) error {
+	holder, err := newLockHolder()
+	if err != nil {
+		return nil, err
+	}
+	err = h.withSession(ctx, func(s session) (err error) {
+		// Another agent of the pool may be generating this label on the
+		// same token right now (genlock.go): one at a time, token-wide.
+		lk, err := s.lockGeneration(ctx, label, holder, time.Now)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if uerr := lk.unlock(); uerr != nil && err == nil && !sessionLoss(uerr) {
+				err = uerr
+			}
+		}()
 		objs, err := s.findObjects([]*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
@@ -79,8 +78,8 @@ func (h *HSM) Generate(ctx context.Context, label string, spec keyspec.Spec, opt
 			time.Sleep(settleDelays[try])
 			// A half-made object of the failed call must not stay beside
 			// the next one: the label did not exist when this call began
-			// (checked above, under genMu), so whatever carries it now is
-			// the failed call's.
+			// (checked above, under genMu and the token's generation lock),
+			// so whatever carries it now is the failed call's.
 			left, ferr := s.findObjects([]*pkcs11.Attribute{
 				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 				pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),

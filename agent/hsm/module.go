@@ -1,3 +1,5 @@
+//go:build cgo
+
 package hsm
 
 import "github.com/miekg/pkcs11"

@@ -1,10 +1,11 @@
+//go:build cgo
+
 package hsm
 
 import (
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"math/big"
@@ -124,19 +125,6 @@ func (s session) sign(o pkcs11.ObjectHandle, scheme SigningScheme, input []byte)
 		return rawToDER(sig)
 	}
 	return sig, nil
-}
-
-// rawToDER converts PKCS#11's raw r||s into an ASN.1 DER Ecdsa-Sig-Value.
-func rawToDER(raw []byte) ([]byte, error) {
-	if len(raw) == 0 || len(raw)%2 != 0 {
-		return nil, fmt.Errorf("hsm: raw ECDSA signature is %d bytes, want r||s", len(raw))
-	}
-	n := len(raw) / 2
-	r, s := new(big.Int).SetBytes(raw[:n]), new(big.Int).SetBytes(raw[n:])
-	if r.Sign() == 0 || s.Sign() == 0 {
-		return nil, errors.New("hsm: raw ECDSA signature has a zero half")
-	}
-	return asn1.Marshal(struct{ R, S *big.Int }{r, s})
 }
 
 // PublicKeyDER returns the public key of the asymmetric key labelled label

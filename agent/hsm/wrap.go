@@ -1,3 +1,5 @@
+//go:build cgo
+
 package hsm
 
 import (
@@ -85,6 +87,26 @@ func (m wrapMode) String() string {
 	}
 	return "none"
 }
+
+// twoStepModes lists the two-step wrap modes the probe tries, in order,
+// given the token's mechanism list.
+func (c Config) twoStepModes(listed func(uint) bool) []wrapMode {
+	switch c.KWPMechanism {
+	case CKM_AES_KEY_WRAP_KWP:
+		return []wrapMode{modeTwoStepKWP}
+	case pkcs11.CKM_AES_KEY_WRAP_PAD:
+		return []wrapMode{modeTwoStep}
+	}
+	if listed(CKM_AES_KEY_WRAP_KWP) {
+		return []wrapMode{modeTwoStepKWP, modeTwoStep}
+	}
+	return []wrapMode{modeTwoStep}
+}
+
+// config.go (cgo-free) spells CKM_AES_KEY_WRAP_PAD by value: this fails
+// to compile unless it is miekg's constant (a non-zero index is out of
+// range, a negative one overflows uint).
+var _ = [1]struct{}{}[ckmAESKeyWrapPad-pkcs11.CKM_AES_KEY_WRAP_PAD]
 
 func (s session) oaepParams(alg keyspec.WrappingAlgorithm) *pkcs11.OAEPParams {
 	hash, mgf := uint(pkcs11.CKM_SHA_1), uint(pkcs11.CKG_MGF1_SHA1)

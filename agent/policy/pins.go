@@ -51,9 +51,10 @@ func (s *PinStore) Lookup(label string) (string, bool) {
 	return arn, ok
 }
 
-// Check refuses if label is pinned to an ARN other than arn.
+// Check refuses if label is pinned to a key other than arn's (the same
+// multi-Region key in another Region is the same key: protocol.SameKey).
 func (s *PinStore) Check(label, arn string) error {
-	if got, ok := s.Lookup(label); ok && got != arn {
+	if got, ok := s.Lookup(label); ok && !protocol.SameKey(got, arn) {
 		return refuse(ReasonKeyPinned, protocol.CodePolicyRefused, nil, "HSM key %q is pinned to %s; refusing to wrap it for %s", label, got, arn)
 	}
 	return nil
@@ -65,7 +66,9 @@ func (s *PinStore) Claim(label, arn string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if got, ok := s.pins[label]; ok {
-		if got != arn {
+		// The pin binds the HSM key to one KMS key; a multi-Region key is
+		// one key in several Regions (protocol.SameKey), never two keys.
+		if !protocol.SameKey(got, arn) {
 			return false, refuse(ReasonKeyPinned, protocol.CodePolicyRefused, nil, "HSM key %q is pinned to %s; refusing to wrap it for %s", label, got, arn)
 		}
 		return false, nil

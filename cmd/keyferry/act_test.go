@@ -139,17 +139,14 @@ func TestSync(t *testing.T) {
 	}
 }
 
-// TestNoAgentConnected stops the agent: acting refuses with exit 4.
+// TestNoAgentConnected stops every agent of the pool: acting refuses with exit 4.
 func TestNoAgentConnected(t *testing.T) {
 	ctx := context.Background()
-	if err := sb.StopAgent(); err != nil {
+	if err := sb.StopAgents(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		if err := sb.StartAgent(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := sb.WaitAgent(ctx, 60*time.Second); err != nil {
+		if err := sb.StartAgents(ctx, 60*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}()
@@ -157,7 +154,14 @@ func TestNoAgentConnected(t *testing.T) {
 	for {
 		var v statusView
 		kfJSON(t, env(), 0, &v, "status", "--json")
-		if len(v.Agents) == 0 {
+		// status lists every registered agent of each pool, connected or not.
+		connected := 0
+		for _, a := range v.Agents {
+			if a.Connected {
+				connected++
+			}
+		}
+		if connected == 0 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -85,6 +85,10 @@ func classify(err error) *cliError {
 	if errors.As(err, &ae) {
 		op := operationOf(err)
 		switch {
+		case credentialCodes[ae.ErrorCode()] && strings.HasPrefix(op, "DynamoDB") && strings.Contains(ae.ErrorMessage(), ":table/"):
+			// The operator policy names the deployed tables, so a wrong
+			// prefix is refused by IAM before DynamoDB could say "not found".
+			return &cliError{code: exitCredentials, kind: "credentials", err: fmt.Errorf("%s: access denied (%s): %s (wrong --table-prefix, or not an operator?)", op, ae.ErrorCode(), ae.ErrorMessage())}
 		case credentialCodes[ae.ErrorCode()]:
 			return &cliError{code: exitCredentials, kind: "credentials", err: fmt.Errorf("%s: access denied (%s): %s", op, ae.ErrorCode(), ae.ErrorMessage())}
 		case ae.ErrorCode() == "ResourceNotFoundException" && strings.Contains(op, "Invoke"):

@@ -7,6 +7,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/groups"
 )
 
@@ -21,7 +22,7 @@ func cmdGroups(ctx context.Context, a *app, args []string) error {
 	switch args[0] {
 	case "validate":
 		a.name = "groups validate"
-		return groupsValidate(a, args[1:])
+		return groupsValidate(ctx, a, args[1:])
 	case "list":
 		a.name = "groups list"
 		return groupsList(a, args[1:])
@@ -42,9 +43,13 @@ type validateView struct {
 	Problems []problemView `json:"problems"`
 }
 
-func groupsValidate(a *app, args []string) error {
-	fs := a.flags("groups validate", "groups validate FILE [--json]",
-		"Checks a key-groups file (YAML or JSON) and the policy files it names; prints every problem with its path.\nExit 0 when valid, 1 when not.")
+func groupsValidate(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("groups validate", "groups validate FILE [--deployed] [--json]",
+		"Checks a key-groups file (YAML or JSON) and the policy files it names; prints every problem with its path.\n"+
+			"With --deployed, also checks the file against the deployment's current keys (its DynamoDB tables): a group\n"+
+			"with replicas whose current key is single-Region and that keeps its key (in-place, hybrid) is a problem.\n"+
+			"Changes nothing. Exit 0 when valid, 1 when not.")
+	deployed := fs.Bool("deployed", false, "also check replicas against the deployment's current keys")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -64,6 +69,16 @@ func groupsValidate(a *app, args []string) error {
 		return &cliError{code: exitUsage, kind: "usage", err: err}
 	default:
 		v.Valid, v.Groups = true, len(cfg.Groups)
+		if *deployed {
+			if err := checkDeployedReplicas(ctx, a, cfg); errors.As(err, &ve) {
+				v.Valid = false
+				for _, p := range ve.Problems {
+					v.Problems = append(v.Problems, problemView{Path: p.Path, Message: p.Message})
+				}
+			} else if err != nil {
+				return err
+			}
+		}
 	}
 	a.emit(v, func(w io.Writer) {
 		if v.Valid {
@@ -137,4 +152,31 @@ func groupsList(a *app, args []string) error {
 		tw.Flush()
 	})
 	return nil
+}
+
+// checkDeployedReplicas checks cfg's multi-Region groups against the
+// current key of each (the store's latest generation): KMS cannot add
+// replicas to a single-Region key (groups.CheckReplicasAgainstKeys).
+func checkDeployedReplicas(ctx context.Context, a *app, cfg *groups.Config) error {
+	st, err := a.store(ctx)
+	if err != nil {
+		return err
+	}
+	var readErr error
+	current := func(group string) (string, bool) {
+		gen, err := st.Latest(ctx, group)
+		if errors.Is(err, store.ErrNotFound) {
+			return "", false
+		}
+		if err != nil {
+			readErr = fmt.Errorf("groups validate --deployed: latest generation of %s: %w", group, err)
+			return "", false
+		}
+		return gen.KeyARN, true
+	}
+	err = groups.CheckReplicasAgainstKeys(cfg, current)
+	if readErr != nil {
+		return readErr
+	}
+	return err
 }

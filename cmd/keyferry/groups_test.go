@@ -12,7 +12,7 @@ func TestGroupsValidate(t *testing.T) {
 	os.WriteFile(bad, []byte("version: 1\ngroups:\n  - name: \"x y\"\n    key_spec: FOO\n"), 0o600)
 	var ok validateView
 	kfJSON(t, env(), 0, &ok, "groups", "validate", "../../test/sandbox/groups.yaml", "--json")
-	if !ok.Valid || ok.Groups != 5 || len(ok.Problems) != 0 {
+	if !ok.Valid || ok.Groups != 8 || len(ok.Problems) != 0 {
 		t.Fatalf("sample groups file: %+v", ok)
 	}
 	var v validateView
@@ -47,5 +47,35 @@ func TestGroupsList(t *testing.T) {
 	kfJSON(t, env("KEYFERRY_GROUPS_FILE"), 2, &e, "groups", "list", "--json")
 	if e.Error.Kind != "usage" || !strings.Contains(e.Error.Message, "KEYFERRY_GROUPS_FILE") {
 		t.Fatalf("without a groups file: %+v", e)
+	}
+}
+
+// TestGroupsValidateDeployed: the sample with a replica added to
+// payments-data (in place, its key made single-Region by the sandbox's
+// first rotation) is valid on its own, and with --deployed is refused at
+// groups[0].replicas saying the key is single-Region and what to do.
+func TestGroupsValidateDeployed(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../test/sandbox/groups.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, _ := os.ReadFile("../../test/sandbox/policies/default.json")
+	os.MkdirAll(filepath.Join(dir, "policies"), 0o700)
+	os.WriteFile(filepath.Join(dir, "policies", "default.json"), pol, 0o600)
+	doc := strings.Replace(string(src), "    mode: in-place\n", "    mode: in-place\n    replicas: [eu-west-1]\n", 1)
+	file := filepath.Join(dir, "key-groups.yaml")
+	os.WriteFile(file, []byte(doc), 0o600)
+
+	var offline validateView
+	kfJSON(t, env(), 0, &offline, "groups", "validate", file, "--json")
+	if !offline.Valid {
+		t.Fatalf("without --deployed: %+v", offline)
+	}
+	var v validateView
+	kfJSON(t, env(), 1, &v, "groups", "validate", file, "--deployed", "--json")
+	if v.Valid || len(v.Problems) != 1 || v.Problems[0].Path != "groups[0].replicas" ||
+		!strings.Contains(v.Problems[0].Message, "single-Region") || !strings.Contains(v.Problems[0].Message, "mode: alias-swap") {
+		t.Fatalf("with --deployed: %+v", v)
 	}
 }

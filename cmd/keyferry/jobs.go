@@ -38,7 +38,7 @@ type jobView struct {
 func viewJob(j *store.Job) *jobView {
 	return &jobView{
 		ID: j.ID, Group: j.Group, Kind: string(j.Kind), Trigger: j.Trigger, TriggerID: j.TriggerID,
-		State: string(j.State), Reason: j.Reason, Mode: j.Mode, Generation: j.Generation, KeyARN: j.KeyARN,
+		State: string(j.State), Reason: j.Reason, Mode: string(j.Mode), Generation: j.Generation, KeyARN: j.KeyARN,
 		KeyMaterialID: j.KeyMaterialID, HSMLabel: j.HSMLabel, AgentID: j.AgentID, Attempts: j.Attempts,
 		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, Deadline: j.Deadline, History: j.History,
 	}

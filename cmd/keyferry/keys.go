@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"text/tabwriter"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/groups"
+	"github.com/keyferry/keyferry/shared/kmsregions"
 )
 
 // keyRow is one generation as the store and KMS see it.
@@ -30,7 +32,20 @@ type keyRow struct {
 	KMSMaterialState string     `json:"kms_material_state,omitempty"`
 	KMSImportState   string     `json:"kms_import_state,omitempty"`
 	KMSValidTo       *time.Time `json:"kms_valid_to,omitempty"`
-	Disagreements    []string   `json:"disagreements"`
+	// Replicas are the multi-Region key's replicas (groups with replicas:),
+	// each compared with the store as the primary is.
+	Replicas      []replicaRow `json:"replicas,omitempty"`
+	Disagreements []string     `json:"disagreements"`
+}
+
+// replicaRow is one replica Region of a generation's multi-Region key.
+type replicaRow struct {
+	Region           string     `json:"region"`
+	KeyARN           string     `json:"key_arn"`
+	KMSKeyState      string     `json:"kms_key_state,omitempty"`
+	KMSMaterialState string     `json:"kms_material_state,omitempty"`
+	KMSImportState   string     `json:"kms_import_state,omitempty"`
+	KMSValidTo       *time.Time `json:"kms_valid_to,omitempty"`
 }
 
 type keysView struct {
@@ -99,8 +114,18 @@ type kmsKey struct {
 	materials map[string]kmstypes.RotationsListEntry // by KeyMaterialId; nil when not listable
 }
 
-func loadKMSKey(ctx context.Context, kc kmsReader, arn string) (*kmsKey, error) {
-	out, err := kc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(arn)})
+// inRegion addresses a KMS call to region (a replica's); "" keeps the
+// client's.
+func inRegion(region string) func(*kms.Options) {
+	return func(o *kms.Options) {
+		if region != "" {
+			o.Region = region
+		}
+	}
+}
+
+func loadKMSKey(ctx context.Context, kc kmsReader, arn, region string) (*kmsKey, error) {
+	out, err := kc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(arn)}, inRegion(region))
 	var nf *kmstypes.NotFoundException
 	if errors.As(err, &nf) {
 		return &kmsKey{missing: true}, nil
@@ -115,7 +140,7 @@ func loadKMSKey(ctx context.Context, kc kmsReader, arn string) (*kmsKey, error) 
 	k.materials = map[string]kmstypes.RotationsListEntry{}
 	var marker *string
 	for {
-		r, err := kc.ListKeyRotations(ctx, &kms.ListKeyRotationsInput{KeyId: aws.String(arn), IncludeKeyMaterial: kmstypes.IncludeKeyMaterialAllKeyMaterial, Marker: marker})
+		r, err := kc.ListKeyRotations(ctx, &kms.ListKeyRotationsInput{KeyId: aws.String(arn), IncludeKeyMaterial: kmstypes.IncludeKeyMaterialAllKeyMaterial, Marker: marker}, inRegion(region))
 		if err != nil {
 			return nil, err
 		}
@@ -147,7 +172,7 @@ func compareKeys(ctx context.Context, kc kmsReader, name string, g *groups.Group
 	keys := map[string]*kmsKey{}
 	for _, gen := range gens {
 		row := keyRow{Generation: gen.Generation, KeyARN: gen.KeyARN, KeyMaterialID: gen.KeyMaterialID, HSMLabel: gen.HSMLabel,
-			Mode: gen.Mode, State: string(gen.State), CreatedAt: gen.CreatedAt, Disagreements: []string{}}
+			Mode: string(gen.Mode), State: string(gen.State), CreatedAt: gen.CreatedAt, Disagreements: []string{}}
 		if !gen.ExpiresAt.IsZero() {
 			t := gen.ExpiresAt
 			row.ExpiresAt = &t
@@ -155,7 +180,7 @@ func compareKeys(ctx context.Context, kc kmsReader, name string, g *groups.Group
 		k := keys[gen.KeyARN]
 		if k == nil {
 			var err error
-			if k, err = loadKMSKey(ctx, kc, gen.KeyARN); err != nil {
+			if k, err = loadKMSKey(ctx, kc, gen.KeyARN, ""); err != nil {
 				return nil, err
 			}
 			keys[gen.KeyARN] = k
@@ -163,57 +188,27 @@ func compareKeys(ctx context.Context, kc kmsReader, name string, g *groups.Group
 		flag := func(format string, args ...any) {
 			row.Disagreements = append(row.Disagreements, fmt.Sprintf(format, args...))
 		}
-		live := gen.State == store.GenCurrent || gen.State == store.GenPrevious
 		switch {
 		case k.missing:
 			flag("KMS has no key %s", gen.KeyARN)
 		default:
-			md := k.md
-			row.KMSKeyState = string(md.KeyState)
-			if md.ValidTo != nil {
-				t := *md.ValidTo
-				row.KMSValidTo = &t
-			}
-			if live && md.KeyState == kmstypes.KeyStatePendingImport {
-				flag("store says %s but the KMS key is PendingImport (material missing)", gen.State)
-			}
-			if gen.State == store.GenKilled && md.KeyState == kmstypes.KeyStateEnabled && k.materials == nil {
-				flag("store says KILLED but the KMS key is Enabled")
-			}
+			kv := checkKMSKey(gen, k, row.ExpiresAt, "the KMS key", "KMS", flag)
+			row.KMSKeyState, row.KMSMaterialState, row.KMSImportState, row.KMSValidTo = kv.keyState, kv.materialState, kv.importState, kv.validTo
 			if gen.State == store.GenCurrent {
-				if md.KeyState != kmstypes.KeyStateEnabled && md.KeyState != kmstypes.KeyStatePendingImport {
+				if md := k.md; md.KeyState != kmstypes.KeyStateEnabled && md.KeyState != kmstypes.KeyStatePendingImport {
 					flag("current generation but the KMS key is %s", md.KeyState)
-				}
-				if gen.KeyMaterialID != "" && md.CurrentKeyMaterialId != nil && *md.CurrentKeyMaterialId != gen.KeyMaterialID {
-					flag("KMS current key material is %s", *md.CurrentKeyMaterialId)
 				}
 				if v.Alias != "" && v.AliasTarget != gen.KeyARN {
 					flag("alias %s points at %s", v.Alias, orDash(v.AliasTarget))
 				}
 			}
-			if k.materials != nil && gen.KeyMaterialID != "" {
-				e, ok := k.materials[gen.KeyMaterialID]
-				if !ok {
-					flag("KMS does not list key material %s (ListKeyRotations)", gen.KeyMaterialID)
-				} else {
-					row.KMSMaterialState, row.KMSImportState = string(e.KeyMaterialState), string(e.ImportState)
-					if e.ValidTo != nil {
-						t := *e.ValidTo
-						row.KMSValidTo = &t
-					}
-					if live && e.ImportState == kmstypes.ImportStatePendingImport {
-						flag("store says %s but KMS material is PENDING_IMPORT", gen.State)
-					}
-					if gen.State == store.GenKilled && e.ImportState == kmstypes.ImportStateImported {
-						flag("store says KILLED but KMS material is IMPORTED")
-					}
-				}
+		}
+		if !k.missing && kmsregions.IsMultiRegionARN(gen.KeyARN) {
+			reps, err := compareReplicas(ctx, kc, g, gen, k, &row, flag)
+			if err != nil {
+				return nil, err
 			}
-			if live && row.ExpiresAt != nil && row.KMSValidTo != nil {
-				if d := row.ExpiresAt.Sub(*row.KMSValidTo); d > expirySlack || d < -expirySlack {
-					flag("expiry differs: store %s, KMS %s", stamp(*row.ExpiresAt), stamp(*row.KMSValidTo))
-				}
-			}
+			row.Replicas = reps
 		}
 		if len(row.Disagreements) > 0 {
 			v.Agree = false
@@ -221,6 +216,115 @@ func compareKeys(ctx context.Context, kc kmsReader, name string, g *groups.Group
 		v.Generations = append(v.Generations, row)
 	}
 	return v, nil
+}
+
+// compareReplicas compares each replica of gen's multi-Region key with the
+// store: the Regions the group lists and those KMS reports for the primary
+// (MultiRegionConfiguration) must be the same, and every replica must hold
+// the generation's material as the primary does (the same expiry).
+func compareReplicas(ctx context.Context, kc kmsReader, g *groups.Group, gen *store.Generation, primary *kmsKey, row *keyRow, flag func(string, ...any)) ([]replicaRow, error) {
+	listed := map[string]bool{}
+	if g != nil {
+		for _, r := range g.Replicas {
+			listed[r] = true
+		}
+	}
+	inKMS := map[string]bool{}
+	if mr := primary.md.MultiRegionConfiguration; mr != nil {
+		for _, r := range mr.ReplicaKeys {
+			inKMS[aws.ToString(r.Region)] = true
+		}
+	}
+	regions := map[string]bool{}
+	for r := range listed {
+		regions[r] = true
+	}
+	for r := range inKMS {
+		regions[r] = true
+	}
+	names := make([]string, 0, len(regions))
+	for r := range regions {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	var out []replicaRow
+	for _, r := range names {
+		rr := replicaRow{Region: r, KeyARN: kmsregions.ReplicaARN(gen.KeyARN, r)}
+		switch {
+		case g != nil && !listed[r]:
+			flag("KMS has a replica in %s that the group does not list", r)
+		case !inKMS[r]:
+			flag("the group lists replica %s but the primary's MultiRegionConfiguration has none there", r)
+		}
+		k, err := loadKMSKey(ctx, kc, rr.KeyARN, r)
+		if err != nil {
+			return nil, fmt.Errorf("replica %s: %w", r, err)
+		}
+		out = append(out, rr)
+		if k.missing {
+			flag("replica in %s: KMS has no key %s", r, rr.KeyARN)
+			continue
+		}
+		p := &out[len(out)-1]
+		where := "the replica in " + r
+		kv := checkKMSKey(gen, k, row.ExpiresAt, where, where, flag)
+		p.KMSKeyState, p.KMSMaterialState, p.KMSImportState, p.KMSValidTo = kv.keyState, kv.materialState, kv.importState, kv.validTo
+	}
+	return out, nil
+}
+
+// kmsView is what KMS says of one key (the primary or a replica) about a
+// generation's material.
+type kmsView struct {
+	keyState, materialState, importState string
+	validTo                              *time.Time
+}
+
+// checkKMSKey compares KMS key k (named key, its material named by of in
+// the messages) with generation gen as the store records it, flagging
+// every disagreement: material missing from a live generation, a killed
+// one still usable, another current material, the store's expiry.
+func checkKMSKey(gen *store.Generation, k *kmsKey, expires *time.Time, key, of string, flag func(string, ...any)) kmsView {
+	md := k.md
+	v := kmsView{keyState: string(md.KeyState)}
+	if md.ValidTo != nil {
+		t := *md.ValidTo
+		v.validTo = &t
+	}
+	live := gen.State == store.GenCurrent || gen.State == store.GenPrevious
+	if live && md.KeyState == kmstypes.KeyStatePendingImport {
+		flag("store says %s but %s is PendingImport (material missing)", gen.State, key)
+	}
+	if gen.State == store.GenKilled && md.KeyState == kmstypes.KeyStateEnabled && k.materials == nil {
+		flag("store says KILLED but %s is Enabled", key)
+	}
+	if gen.State == store.GenCurrent && gen.KeyMaterialID != "" && md.CurrentKeyMaterialId != nil && *md.CurrentKeyMaterialId != gen.KeyMaterialID {
+		flag("%s current key material is %s", of, *md.CurrentKeyMaterialId)
+	}
+	if k.materials != nil && gen.KeyMaterialID != "" {
+		e, ok := k.materials[gen.KeyMaterialID]
+		if !ok {
+			flag("%s does not list key material %s (ListKeyRotations)", of, gen.KeyMaterialID)
+		} else {
+			v.materialState, v.importState = string(e.KeyMaterialState), string(e.ImportState)
+			if e.ValidTo != nil {
+				t := *e.ValidTo
+				v.validTo = &t
+			}
+			if live && e.ImportState == kmstypes.ImportStatePendingImport {
+				flag("store says %s but %s material is PENDING_IMPORT", gen.State, of)
+			}
+			if gen.State == store.GenKilled && e.ImportState == kmstypes.ImportStateImported {
+				flag("store says KILLED but %s material is IMPORTED", of)
+			}
+		}
+	}
+	if live && expires != nil && v.validTo != nil {
+		if d := expires.Sub(*v.validTo); d > expirySlack || d < -expirySlack {
+			flag("expiry differs: store %s, %s %s", stamp(*expires), of, stamp(*v.validTo))
+		}
+	}
+	return v
 }
 
 func printKeys(w io.Writer, v *keysView) {
@@ -240,6 +344,14 @@ func printKeys(w io.Writer, v *keysView) {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, r.Generation, r.State, r.KeyARN, orDash(r.KMSKeyState),
 			orDash(r.KeyMaterialID), orDash(r.KMSMaterialState+" "+r.KMSImportState), r.HSMLabel, stamp(r.CreatedAt), exp)
+		for _, rep := range r.Replicas {
+			rexp := "-"
+			if rep.KMSValidTo != nil {
+				rexp = stamp(*rep.KMSValidTo)
+			}
+			fmt.Fprintf(tw, "\t\treplica %s\t%s\t%s\t\t%s\t\t\t%s\n", rep.Region, rep.KeyARN, orDash(rep.KMSKeyState),
+				orDash(rep.KMSMaterialState+" "+rep.KMSImportState), rexp)
+		}
 	}
 	tw.Flush()
 	for _, r := range v.Generations {

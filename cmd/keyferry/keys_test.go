@@ -50,3 +50,40 @@ func TestKeysFlagsDisagreement(t *testing.T) {
 	}
 	kfJSON(t, env(), 0, &v, "keys", "ledger-signing", "--json")
 }
+
+// TestKeysComparesReplicas: for a multi-Region group, keys compares every
+// replica with the store as it does the primary (the operator principal
+// may read the replica Regions' keys), flags a replica whose material went
+// missing behind keyferry's back, and agrees again once sync re-imports it.
+func TestKeysComparesReplicas(t *testing.T) {
+	const group, region = "global-data", "eu-west-1"
+	var v keysView
+	kfJSON(t, env(), 0, &v, "keys", group, "--json")
+	cur := v.Generations[len(v.Generations)-1]
+	if !v.Agree || len(cur.Replicas) != 1 {
+		t.Fatalf("keys %s: agree %v, replicas %+v", group, v.Agree, cur.Replicas)
+	}
+	rep := cur.Replicas[0]
+	if rep.Region != region || !strings.Contains(rep.KeyARN, ":"+region+":") || !strings.Contains(rep.KeyARN, ":key/mrk-") ||
+		rep.KMSKeyState != "Enabled" || rep.KMSImportState != "IMPORTED" {
+		t.Fatalf("replica row %+v", rep)
+	}
+	if _, err := sb.KMSIn(region).DeleteImportedKeyMaterial(context.Background(), &kms.DeleteImportedKeyMaterialInput{KeyId: aws.String(rep.KeyARN)}); err != nil {
+		t.Fatal(err)
+	}
+	var bad keysView
+	kfJSON(t, env(), 1, &bad, "keys", group, "--json")
+	d := strings.Join(bad.Generations[len(bad.Generations)-1].Disagreements, "; ")
+	if bad.Agree || !strings.Contains(d, "replica in "+region) || !strings.Contains(d, "PendingImport") {
+		t.Fatalf("the replica's missing material is not flagged: %q", d)
+	}
+	if r := kf(t, env(), "keys", group); r.code != 1 || !strings.Contains(r.stdout, "replica "+region) {
+		t.Fatalf("table (exit %d) does not show the replica:\n%s", r.code, r.stdout)
+	}
+	var res []*actResult
+	kfJSON(t, env(), 0, &res, "sync", group, "--import-material", "--wait", "--json")
+	if len(res) != 1 || !strings.HasPrefix(res[0].Verdict, "ok") {
+		t.Fatalf("re-import: %+v", res)
+	}
+	kfJSON(t, env(), 0, &v, "keys", group, "--json")
+}

@@ -39,7 +39,8 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "build keyferry: %v\n%s", err, out)
 		return 1
 	}
-	if sb, err = sandbox.Start(ctx, sandbox.Options{}); err != nil {
+	// The sandbox pool as `make sandbox` runs it: two agents on one token.
+	if sb, err = sandbox.Start(ctx, sandbox.Options{Agents: 2}); err != nil {
 		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
 		return 1
 	}
@@ -52,13 +53,14 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
-// env is the environment of a CLI run against the sandbox: only what the
+// env is the environment of a CLI run against the sandbox as the operator
+// principal (IAM from the template decides every call): only what the
 // sandbox exports, a HOME without ~/.aws, and no instance metadata.
 func env(drop ...string) []string {
 	e := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + tmpDir, "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_CONFIG_FILE=" + filepath.Join(tmpDir, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(tmpDir, "none")}
 next:
-	for _, kv := range sb.Env() {
+	for _, kv := range sb.OperatorEnv() {
 		for _, d := range drop {
 			if strings.HasPrefix(kv, d+"=") {
 				continue next

@@ -12,13 +12,22 @@ import (
 	"github.com/keyferry/keyferry/functions/store"
 )
 
+// agentView is one registered agent of a pool (with its connection, if any).
 type agentView struct {
-	Pool         string    `json:"pool"`
-	AgentID      string    `json:"agent_id"`
-	ConnectionID string    `json:"connection_id"`
-	Verified     bool      `json:"verified"` // a verified hello was received
-	ConnectedAt  time.Time `json:"connected_at"`
-	LastSeen     time.Time `json:"last_seen"`
+	Pool         string `json:"pool"`
+	AgentID      string `json:"agent_id"`
+	Connected    bool   `json:"connected"`
+	ConnectionID string `json:"connection_id,omitempty"`
+	Verified     bool   `json:"verified"` // a verified hello was received
+	// Draining: the agent said it is stopping (SIGTERM); it gets no new requests.
+	Draining bool `json:"draining"`
+	// Gone: a post to it failed, or it was silent past its heartbeat lapse.
+	Gone        bool      `json:"gone"`
+	ConnectedAt time.Time `json:"connected_at,omitzero"`
+	// LastSeen is its last heartbeat (or hello).
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	// Outstanding counts the wrap requests awaiting its result.
+	Outstanding int `json:"outstanding_requests"`
 }
 
 type groupStatus struct {
@@ -46,7 +55,7 @@ type statusView struct {
 
 func cmdStatus(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("status", "status [--groups FILE] [--json]",
-		"Shows the agents connected (pool, agent, last seen) and, per group, the current key, generation, age,\nnext scheduled rotation, material expiry and last job. Needs the deployment's groups file.")
+		"Shows each registered agent of each HSM pool (connected, draining, last heartbeat, outstanding wrap requests) and, per group, the current key, generation, age,\nnext scheduled rotation, material expiry and last job. Needs the deployment's groups file.")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -64,13 +73,29 @@ func cmdStatus(ctx context.Context, a *app, args []string) error {
 	}
 	now := time.Now().UTC()
 	v := statusView{At: now, Agents: []agentView{}, Groups: []groupStatus{}}
+	requested, err := st.JobsInState(ctx, store.StateRequested, now.Add(365*24*time.Hour))
+	if err != nil {
+		return err
+	}
+	outstanding := map[string]int{}
+	for _, j := range requested {
+		outstanding[j.ConnectionID]++
+	}
 	for _, p := range cfg.HSMPools {
 		conns, err := st.ConnectionsInPool(ctx, p.Name)
 		if err != nil {
 			return err
 		}
+		listed := map[string]bool{}
 		for _, c := range conns {
-			v.Agents = append(v.Agents, agentView{Pool: c.Pool, AgentID: c.AgentID, ConnectionID: c.ID, Verified: c.Hello, ConnectedAt: c.ConnectedAt, LastSeen: c.LastSeen})
+			listed[c.AgentID] = true
+			v.Agents = append(v.Agents, agentView{Pool: c.Pool, AgentID: c.AgentID, Connected: true, ConnectionID: c.ID, Verified: c.Hello,
+				Draining: !c.DrainingAt.IsZero(), Gone: !c.GoneAt.IsZero(), ConnectedAt: c.ConnectedAt, LastSeen: c.LastSeen, Outstanding: outstanding[c.ID]})
+		}
+		for _, ag := range p.Agents {
+			if !listed[ag.ID] {
+				v.Agents = append(v.Agents, agentView{Pool: p.Name, AgentID: ag.ID})
+			}
 		}
 	}
 	jobs, err := listJobs(ctx, st, "", nil)
@@ -126,12 +151,23 @@ func cmdStatus(ctx context.Context, a *app, args []string) error {
 
 func printStatus(w io.Writer, v statusView) {
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "AGENT\tPOOL\tVERIFIED\tCONNECTED\tLAST SEEN")
+	fmt.Fprintln(tw, "AGENT\tPOOL\tSTATE\tVERIFIED\tCONNECTED\tLAST HEARTBEAT\tOUTSTANDING")
 	if len(v.Agents) == 0 {
-		fmt.Fprintln(tw, "(none connected)\t\t\t\t")
+		fmt.Fprintln(tw, "(none registered)\t\t\t\t\t\t")
 	}
 	for _, ag := range v.Agents {
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s ago\n", ag.AgentID, ag.Pool, ag.Verified, stamp(ag.ConnectedAt), age(v.At.Sub(ag.LastSeen)))
+		if !ag.Connected {
+			fmt.Fprintf(tw, "%s\t%s\tdisconnected\t-\t-\t-\t-\n", ag.AgentID, ag.Pool)
+			continue
+		}
+		state := "connected"
+		switch {
+		case ag.Gone:
+			state = "gone"
+		case ag.Draining:
+			state = "draining"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s ago\t%d\n", ag.AgentID, ag.Pool, state, ag.Verified, stamp(ag.ConnectedAt), age(v.At.Sub(ag.LastSeen)), ag.Outstanding)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

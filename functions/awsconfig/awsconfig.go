@@ -188,6 +188,11 @@ type Clients struct {
 	Connections *apigatewaymanagementapi.Client
 	CloudWatch  *cloudwatch.Client
 	SQS         *sqs.Client
+
+	// kmsConfig is KMS's configuration (credentials included), from which
+	// KMSIn makes the clients of other Regions (regions.go).
+	kmsConfig aws.Config
+	regional  regionalKMS
 }
 
 // Load builds the clients with config.LoadDefaultConfig and NewRetryer.
@@ -203,6 +208,9 @@ func Load(ctx context.Context, s Settings) (*Clients, error) {
 		target.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), s.AssumeRoleARN,
 			func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = "keyferry-control-plane" }))
 		c.KMS = kms.NewFromConfig(target)
+		c.kmsConfig = target
+	} else {
+		c.kmsConfig = cfg
 	}
 	if s.WSEndpoint != "" {
 		c.Connections = apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {

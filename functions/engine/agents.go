@@ -81,10 +81,16 @@ func (e *Engine) HandleHello(ctx context.Context, connID string, env *protocol.E
 		c.Capabilities = append(c.Capabilities, sc)
 	}
 	c.LastSeen = e.now()
+	c.Lapse = h.HeartbeatLapse()
 	if err := e.Store.PutConnection(ctx, c); err != nil {
 		return err
 	}
 	e.log().InfoContext(ctx, "agent hello", "agent", c.AgentID, "pool", c.Pool, "connection", connID, "version", h.Version, "capabilities", len(h.Capabilities), "pending", len(h.Pending))
+	if n, err := e.supersede(ctx, c, h.Pending); err != nil {
+		// The hello succeeded; an earlier connection not closed here is
+		// marked gone or closes by itself ($disconnect hands over).
+		e.log().WarnContext(ctx, "closing the agent's earlier connections", "agent", c.AgentID, "pool", c.Pool, "closed", n, "error", err.Error())
+	}
 	if n, err := e.resumeForAgent(ctx, c, h.Pending); err != nil {
 		// The hello itself succeeded; jobs not resumed here are the sweeper's.
 		e.log().WarnContext(ctx, "resuming waiting jobs", "pool", c.Pool, "resumed", n, "error", err.Error())
@@ -104,10 +110,8 @@ func (e *Engine) HandleWrapResult(ctx context.Context, connID string, env *proto
 		e.log().WarnContext(ctx, "wrap_result rejected", "connection", connID, "signer", env.Signer, "error", err.Error())
 		return nil, err
 	}
-	if e.AfterStep != nil {
-		if err := e.AfterStep(j); err != nil {
-			return j, err
-		}
+	if err := e.afterStep(j); err != nil {
+		return j, err
 	}
 	return j, e.runOrHandOn(ctx, j)
 }
@@ -144,6 +148,10 @@ func (e *Engine) acceptWrapResult(ctx context.Context, connID string, env *proto
 	// One check of a result against its request, on both sides: request,
 	// job, nonce, key, spec, algorithm, rewrap label, challenge MAC and the
 	// wrapped blob's size for the wrapping key.
+	_, g, err = e.regional(g, j)
+	if err != nil {
+		return nil, err
+	}
 	req := wrapRequest(g, j, j.RequestID, j.Nonce, j.Challenge)
 	if err := res.Matches(&req); err != nil {
 		return nil, reject("wrap_result for job %s does not answer its request (replayed, stale or malformed): %v", j.ID, err)

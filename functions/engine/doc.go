@@ -14,6 +14,10 @@
 // both advance it, and a crash between two steps resumes at the recorded
 // state. The alias only moves after import and verification succeeded.
 //
+// The states, the transitions each may take and the step of each are one
+// table (machine.go); a transition it does not list is refused before any
+// write (TransitionError).
+//
 // Re-import jobs (keepalive before ValidTo, restore after the kill switch)
 // use the same machine with operation "rewrap" of the existing HSM key and
 // ImportType EXISTING_KEY_MATERIAL.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/keyferry/keyferry/functions/metrics"
 	"github.com/keyferry/keyferry/functions/pacer"
@@ -17,44 +16,22 @@ import (
 	"github.com/keyferry/keyferry/shared/protocol"
 )
 
-// kmsAPI is the slice of the KMS client the engine uses.
-type kmsAPI interface {
-	CreateKey(ctx context.Context, in *kms.CreateKeyInput, opts ...func(*kms.Options)) (*kms.CreateKeyOutput, error)
-	DescribeKey(ctx context.Context, in *kms.DescribeKeyInput, opts ...func(*kms.Options)) (*kms.DescribeKeyOutput, error)
-	GetParametersForImport(ctx context.Context, in *kms.GetParametersForImportInput, opts ...func(*kms.Options)) (*kms.GetParametersForImportOutput, error)
-	ImportKeyMaterial(ctx context.Context, in *kms.ImportKeyMaterialInput, opts ...func(*kms.Options)) (*kms.ImportKeyMaterialOutput, error)
-	DeleteImportedKeyMaterial(ctx context.Context, in *kms.DeleteImportedKeyMaterialInput, opts ...func(*kms.Options)) (*kms.DeleteImportedKeyMaterialOutput, error)
-	CreateAlias(ctx context.Context, in *kms.CreateAliasInput, opts ...func(*kms.Options)) (*kms.CreateAliasOutput, error)
-	UpdateAlias(ctx context.Context, in *kms.UpdateAliasInput, opts ...func(*kms.Options)) (*kms.UpdateAliasOutput, error)
-	DisableKey(ctx context.Context, in *kms.DisableKeyInput, opts ...func(*kms.Options)) (*kms.DisableKeyOutput, error)
-	EnableKey(ctx context.Context, in *kms.EnableKeyInput, opts ...func(*kms.Options)) (*kms.EnableKeyOutput, error)
-	ScheduleKeyDeletion(ctx context.Context, in *kms.ScheduleKeyDeletionInput, opts ...func(*kms.Options)) (*kms.ScheduleKeyDeletionOutput, error)
-	RotateKeyOnDemand(ctx context.Context, in *kms.RotateKeyOnDemandInput, opts ...func(*kms.Options)) (*kms.RotateKeyOnDemandOutput, error)
-	GetKeyRotationStatus(ctx context.Context, in *kms.GetKeyRotationStatusInput, opts ...func(*kms.Options)) (*kms.GetKeyRotationStatusOutput, error)
-	PutKeyPolicy(ctx context.Context, in *kms.PutKeyPolicyInput, opts ...func(*kms.Options)) (*kms.PutKeyPolicyOutput, error)
-	Encrypt(ctx context.Context, in *kms.EncryptInput, opts ...func(*kms.Options)) (*kms.EncryptOutput, error)
-	Decrypt(ctx context.Context, in *kms.DecryptInput, opts ...func(*kms.Options)) (*kms.DecryptOutput, error)
-	GenerateMac(ctx context.Context, in *kms.GenerateMacInput, opts ...func(*kms.Options)) (*kms.GenerateMacOutput, error)
-	GetPublicKey(ctx context.Context, in *kms.GetPublicKeyInput, opts ...func(*kms.Options)) (*kms.GetPublicKeyOutput, error)
-	ListKeyRotations(ctx context.Context, in *kms.ListKeyRotationsInput, opts ...func(*kms.Options)) (*kms.ListKeyRotationsOutput, error)
-	ListKeys(ctx context.Context, in *kms.ListKeysInput, opts ...func(*kms.Options)) (*kms.ListKeysOutput, error)
-	ListResourceTags(ctx context.Context, in *kms.ListResourceTagsInput, opts ...func(*kms.Options)) (*kms.ListResourceTagsOutput, error)
-	Sign(ctx context.Context, in *kms.SignInput, opts ...func(*kms.Options)) (*kms.SignOutput, error)
-}
-
-var _ kmsAPI = (*kms.Client)(nil)
-
 // connectionsAPI is the slice of the @connections management client the engine uses.
 type connectionsAPI interface {
 	PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput, opts ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
+	// DeleteConnection closes an agent's superseded connection (supersede.go).
+	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, opts ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
 }
 
 var _ connectionsAPI = (*apigatewaymanagementapi.Client)(nil)
 
 // Engine runs rotation jobs.
 type Engine struct {
-	Store       *store.Store
-	KMS         kmsAPI
+	Store *store.Store
+	KMS   kmsAPI
+	// Regional returns the KMS client of another Region of the account
+	// (multi-Region groups' replicas, regions.go); nil serves only KMS.
+	Regional    func(region string) (KMSAPI, error)
 	Connections connectionsAPI
 	Groups      *groups.Config
 	// Signer signs wrap_requests (the control plane's KMS key); SignerID is
@@ -88,9 +65,9 @@ type Engine struct {
 	// Nil runs jobs inline in the caller's invocation (unit tests, tools).
 	Handoff Handoff
 
-	// AfterStep, when set (tests), is called after each committed
-	// transition; an error aborts the run there, simulating a crash.
-	AfterStep func(j *store.Job) error
+	// testSeam is the tests' crash-injection hook (AfterStep), present
+	// only with -tags keyferrytest (seam_keyferrytest.go).
+	testSeam
 }
 
 // Errors callers branch on.
@@ -102,8 +79,6 @@ var (
 	// ErrRejected: an agent message was refused (bad signature, unknown
 	// job, replay, mismatch); nothing changed.
 	ErrRejected = errors.New("engine: agent message rejected")
-	// ErrCrash is what AfterStep hooks return in crash-injection tests.
-	ErrCrash = errors.New("engine: injected crash")
 )
 
 // failure is a permanent error: the job fails with it as the reason.
@@ -198,8 +173,8 @@ func (e *Engine) Start(ctx context.Context, r TriggerRequest) (*store.Job, store
 	}
 	j := &store.Job{
 		Group: g.Name, Kind: kind, Trigger: r.Trigger, TriggerID: r.TriggerID,
-		ReimportGeneration: r.Generation,
-		Deadline:           e.now().Add(e.jobTimeout()),
+		Target:   store.Target{ReimportGeneration: r.Generation},
+		Deadline: e.now().Add(e.jobTimeout()),
 	}
 	j, outcome, err := e.Store.StartJob(ctx, j, r.Cooldown)
 	if err != nil {
@@ -234,8 +209,8 @@ func (e *Engine) Resume(ctx context.Context, jobID string) (*store.Job, error) {
 // starting a step it may not finish.
 func (e *Engine) Run(ctx context.Context, j *store.Job) error {
 	for !j.State.Terminal() {
-		if j.State == store.StateRequested {
-			return nil
+		if machine[j.State].awaits != "" {
+			return nil // an event moves it on (machine.go)
 		}
 		if e.Handoff != nil && nearDeadline(ctx) {
 			e.log().InfoContext(ctx, "invocation near its deadline: job handed on", "job", j.ID, "state", string(j.State))
@@ -246,11 +221,11 @@ func (e *Engine) Run(ctx context.Context, j *store.Job) error {
 			return e.fail(ctx, j, err.Error())
 		}
 		from := j.State
-		err = e.step(ctx, g, j)
+		err = e.stepInRegion(ctx, g, j)
 		var f *failure
 		switch {
 		case errors.As(err, &f):
-			return e.fail(ctx, j, f.reason)
+			return e.fail(ctx, j, regionReason(j, f.reason))
 		case errors.Is(err, store.ErrConflict):
 			// Someone else advanced the job: stop; they own it now.
 			e.log().InfoContext(ctx, "job advanced elsewhere", "job", j.ID, "state", string(from))
@@ -262,10 +237,8 @@ func (e *Engine) Run(ctx context.Context, j *store.Job) error {
 			e.log().WarnContext(ctx, "job step failed, will retry", "job", j.ID, "group", j.Group, "state", string(from), "error", err.Error())
 			return err
 		}
-		if e.AfterStep != nil {
-			if err := e.AfterStep(j); err != nil {
-				return err
-			}
+		if err := e.afterStep(j); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -273,8 +246,7 @@ func (e *Engine) Run(ctx context.Context, j *store.Job) error {
 
 // advance commits a transition and renews the deadline.
 func (e *Engine) advance(ctx context.Context, j *store.Job, to store.State, note string) error {
-	j.Deadline = e.now().Add(e.jobTimeout())
-	if err := e.Store.Advance(ctx, j, to, note); err != nil {
+	if err := e.commit(ctx, j, to, note, e.now().Add(e.jobTimeout())); err != nil {
 		return err
 	}
 	e.log().InfoContext(ctx, "job transition", "job", j.ID, "group", j.Group, "to", string(to), "note", note)
@@ -288,8 +260,11 @@ func (e *Engine) fail(ctx context.Context, j *store.Job, reason string) error {
 		return nil
 	}
 	from := j.State
+	if err := checkTransition(j, store.StateFailed); err != nil {
+		return err
+	}
 	j.Reason = reason
-	if err := e.Store.Advance(ctx, j, store.StateFailed, reason); err != nil {
+	if err := e.commit(ctx, j, store.StateFailed, reason, time.Time{}); err != nil {
 		return err
 	}
 	e.log().ErrorContext(ctx, "job failed", "job", j.ID, "group", j.Group, "state", string(from), "reason", reason)

@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -156,50 +155,5 @@ func TestWebsocketRouteHandsJobOn(t *testing.T) {
 				t.Fatalf("a message for job %s left on the queue", id)
 			}
 		})
-	}
-}
-
-// TestWorkerKilledMidStepResumesFromQueue: a worker invocation that dies
-// after a committed step (its message never deleted) is delivered again
-// by the queue after the visibility timeout, and the next worker resumes
-// the job from its last recorded state: no sweeper, no job deadline.
-func TestWorkerKilledMidStepResumesFromQueue(t *testing.T) {
-	g := uniq("killed")
-	h := newHarness(t, fmt.Sprintf("  - name: %s\n    key_spec: SYMMETRIC_DEFAULT\n    mode: alias-swap\n    alias: alias/%s\n", g, g))
-	q := newJobQueue(t, 1*time.Second)
-	h.eng.Handoff = q.handoff()
-	j, _, err := h.eng.Start(h.ctx, engine.TriggerRequest{Group: g, Trigger: "schedule", TriggerID: "killed-" + g})
-	if err != nil {
-		t.Fatal(err)
-	}
-	crashed := false
-	h.eng.AfterStep = func(j *store.Job) error {
-		if !crashed && j.State == store.StateKeyReady {
-			crashed = true
-			return engine.ErrCrash
-		}
-		return nil
-	}
-	jobID, _ := q.receive(5 * time.Second)
-	if err := h.eng.Work(h.ctx, jobID); !errors.Is(err, engine.ErrCrash) {
-		t.Fatalf("worker: %v, want the injected crash", err)
-	}
-	// The message was not deleted: it comes back after the visibility timeout.
-	start := time.Now()
-	if err := h.work(q, j.ID); err != nil {
-		t.Fatalf("redelivered worker: %v", err)
-	}
-	if back := time.Since(start); back > 5*time.Second {
-		t.Fatalf("redelivery took %s", back)
-	}
-	h.requireState(h.job(j.ID), store.StateRequested)
-	h.deliver()
-	if err := h.work(q, j.ID); err != nil {
-		t.Fatal(err)
-	}
-	done := h.job(j.ID)
-	h.requireState(done, store.StateSucceeded)
-	if done.Attempts != 0 {
-		t.Fatalf("the job went through the sweeper (%d attempts)", done.Attempts)
 	}
 }

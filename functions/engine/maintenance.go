@@ -13,7 +13,6 @@ import (
 	"github.com/keyferry/keyferry/functions/metrics"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/groups"
-	"github.com/keyferry/keyferry/shared/keyspec"
 )
 
 // FailedCleanupWindow is how long after a job failed the sweeper keeps
@@ -109,6 +108,9 @@ func (e *Engine) Sweep(ctx context.Context) (retried, failed int, err error) {
 	maxAttempts := e.maxAttempts()
 	now := e.now()
 	var errs []error
+	if err := e.reapAllSilent(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	for _, st := range store.LiveStates() {
 		jobs, err := e.Store.JobsInState(ctx, st, now)
 		if err != nil {
@@ -185,16 +187,10 @@ func (e *Engine) Kill(ctx context.Context, group string) (int, error) {
 		if gen.State == store.GenKilled {
 			continue
 		}
-		in := &kms.DeleteImportedKeyMaterialInput{KeyId: aws.String(gen.KeyARN)}
-		if g.Info().Family == keyspec.FamilySymmetric && gen.KeyMaterialID != "" {
-			in.KeyMaterialId = aws.String(gen.KeyMaterialID)
-		}
-		err := e.call(ctx, g, pacer.OpDeleteImportedKeyMaterial, func(ctx context.Context) error {
-			_, err := e.KMS.DeleteImportedKeyMaterial(ctx, in)
-			return err
-		})
-		if err != nil && apiCode(err) != "NotFoundException" {
-			errs = append(errs, fmt.Errorf("kms DeleteImportedKeyMaterial %s/%s: %w", gen.KeyARN, gen.KeyMaterialID, err))
+		// In every Region of a multi-Region key (replicas.go); the
+		// generation is KILLED only once each Region's material is gone.
+		if err := e.killGeneration(ctx, g, gen); err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		gen.State = store.GenKilled
@@ -280,10 +276,13 @@ func (e *Engine) SyncPolicy(ctx context.Context, group string) (int, error) {
 		}
 		seen[gen.KeyARN] = true
 		err := e.call(ctx, g, pacer.OpPutKeyPolicy, func(ctx context.Context) error {
-			_, err := e.KMS.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(gen.KeyARN), Policy: aws.String(string(g.Policy)), PolicyName: aws.String("default")})
+			_, err := e.maintenanceKMS().PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(gen.KeyARN), Policy: aws.String(string(g.Policy)), PolicyName: aws.String("default")})
 			return err
 		})
 		if err != nil {
+			return len(seen) - 1, fmt.Errorf("kms PutKeyPolicy %s: %w", gen.KeyARN, err)
+		}
+		if err := e.putPolicyInReplicas(ctx, g, gen.KeyARN); err != nil {
 			return len(seen) - 1, fmt.Errorf("kms PutKeyPolicy %s: %w", gen.KeyARN, err)
 		}
 	}

@@ -35,7 +35,7 @@ func (e *Engine) eachPendingImportKey(ctx context.Context, g *groups.Group, f fu
 	for {
 		var page *kms.ListKeysOutput
 		err := e.call(ctx, g, pacer.OpListKeys, func(ctx context.Context) (err error) {
-			page, err = e.KMS.ListKeys(ctx, &kms.ListKeysInput{Marker: marker})
+			page, err = e.maintenanceKMS().ListKeys(ctx, &kms.ListKeysInput{Marker: marker})
 			return err
 		})
 		if err != nil {
@@ -48,7 +48,7 @@ func (e *Engine) eachPendingImportKey(ctx context.Context, g *groups.Group, f fu
 			}
 			var tags *kms.ListResourceTagsOutput
 			err = e.call(ctx, g, pacer.OpListResourceTags, func(ctx context.Context) (err error) {
-				tags, err = e.KMS.ListResourceTags(ctx, &kms.ListResourceTagsInput{KeyId: md.Arn})
+				tags, err = e.maintenanceKMS().ListResourceTags(ctx, &kms.ListResourceTagsInput{KeyId: md.Arn})
 				return err
 			})
 			if err != nil {
@@ -106,7 +106,7 @@ func (e *Engine) SweepOrphanKeys(ctx context.Context) (int, error) {
 			return err
 		}
 		err = e.call(ctx, g, pacer.OpScheduleKeyDeletion, func(ctx context.Context) error {
-			_, err := e.KMS.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: md.Arn, PendingWindowInDays: aws.Int32(7)})
+			_, err := e.maintenanceKMS().ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: md.Arn, PendingWindowInDays: aws.Int32(7)})
 			return err
 		})
 		if err != nil {

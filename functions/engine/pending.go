@@ -22,6 +22,13 @@ import (
 // the id is unknown) or fails, the next in-place job of the group removes
 // the leftover before its own import (removeForeignPending).
 func (e *Engine) cleanupPendingMaterial(ctx context.Context, g *groups.Group, j *store.Job) {
+	if j.PrimaryKeyARN != "" && j.KeyARN != j.PrimaryKeyARN {
+		// Failed in a replica Region: the pending material is the
+		// primary's (deleting it there deletes the replicas' copies).
+		pj := *j
+		pj.KeyARN = j.PrimaryKeyARN
+		j = &pj
+	}
 	if j.NewKey || j.Kind != store.KindRotate || j.Mode != ModeInPlace || j.KeyARN == "" || j.KeyMaterialID == "" {
 		return
 	}
@@ -30,7 +37,7 @@ func (e *Engine) cleanupPendingMaterial(ctx context.Context, g *groups.Group, j 
 		return
 	}
 	err = e.call(ctx, g, pacer.OpDeleteImportedKeyMaterial, func(ctx context.Context) error {
-		_, err := e.KMS.DeleteImportedKeyMaterial(ctx, &kms.DeleteImportedKeyMaterialInput{KeyId: aws.String(j.KeyARN), KeyMaterialId: aws.String(pending)})
+		_, err := e.rotationKMS().DeleteImportedKeyMaterial(ctx, &kms.DeleteImportedKeyMaterialInput{KeyId: aws.String(j.KeyARN), KeyMaterialId: aws.String(pending)})
 		return err
 	})
 	if err != nil {
@@ -56,7 +63,7 @@ func (e *Engine) removeForeignPending(ctx context.Context, g *groups.Group, j *s
 		return nil
 	}
 	err = e.call(ctx, g, pacer.OpDeleteImportedKeyMaterial, func(ctx context.Context) error {
-		_, err := e.KMS.DeleteImportedKeyMaterial(ctx, &kms.DeleteImportedKeyMaterialInput{KeyId: aws.String(j.KeyARN), KeyMaterialId: aws.String(pending)})
+		_, err := e.rotationKMS().DeleteImportedKeyMaterial(ctx, &kms.DeleteImportedKeyMaterialInput{KeyId: aws.String(j.KeyARN), KeyMaterialId: aws.String(pending)})
 		return err
 	})
 	if err != nil && apiCode(err) != "NotFoundException" {

@@ -3,16 +3,29 @@ package engine
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"time"
 
 	"github.com/keyferry/keyferry/functions/store"
 )
 
-// maxResumePerHello bounds the jobs one hello runs on, so the agent-message
-// Lambda stays inside API Gateway's 29 s integration timeout; the rest wait
-// for the next hello or the sweeper.
+// maxResumePerHello bounds the jobs one hello runs on inline (an engine
+// without a Handoff), so the agent-message Lambda stays inside API
+// Gateway's 29 s integration timeout; the rest wait for the next hello or
+// the sweeper. With a Handoff a resumed job is one SendMessage, and every
+// waiting job is handed on: a cap there left a rolling restart's jobs
+// beyond the first 16 per hello waiting for the sweeper
+// (TestRollingAgentRestartDuringFleetRotation in CI: 36 of 50 in PARAMS).
 const maxResumePerHello = 16
+
+// resumeCap is how many jobs one hello may resume.
+func (e *Engine) resumeCap() int {
+	if e.Handoff != nil {
+		return math.MaxInt
+	}
+	return maxResumePerHello
+}
 
 // resumeForAgent runs on, when an agent of pool says hello, the jobs that
 // were waiting for one: jobs of the pool's groups still in KEY_READY (no
@@ -32,12 +45,19 @@ func (e *Engine) resumeForAgent(ctx context.Context, c *store.Connection, pendin
 	if err != nil {
 		return 0, err
 	}
+	// PARAMS: handed over from a lost agent of the pool (pool.go) when no
+	// other could take the request.
+	handedOver, err := e.Store.JobsInState(ctx, store.StateParams, far)
+	if err != nil {
+		return 0, err
+	}
+	waiting = append(waiting, handedOver...)
 	lost, err := e.Store.JobsInState(ctx, store.StateRequested, far)
 	if err != nil {
 		return 0, err
 	}
 	for _, j := range lost {
-		if n >= maxResumePerHello {
+		if n >= e.resumeCap() {
 			break
 		}
 		if !inPool(j) || j.AgentID != c.AgentID || slices.Contains(pending, j.RequestID) || !j.RequestedAt.Before(c.ConnectedAt) {
@@ -52,7 +72,7 @@ func (e *Engine) resumeForAgent(ctx context.Context, c *store.Connection, pendin
 		waiting = append(waiting, j)
 	}
 	for _, j := range waiting {
-		if n >= maxResumePerHello {
+		if n >= e.resumeCap() {
 			break
 		}
 		if !inPool(j) {

@@ -23,11 +23,11 @@ import (
 	"github.com/keyferry/keyferry/shared/protocol"
 )
 
-// Mode values recorded on jobs and generations.
+// Mode values recorded on jobs and generations (defined in the store).
 const (
-	ModeAliasSwap = string(groups.ModeAliasSwap)
-	ModeInPlace   = string(groups.ModeInPlace)
-	ModeReimport  = "reimport"
+	ModeAliasSwap = store.ModeAliasSwap
+	ModeInPlace   = store.ModeInPlace
+	ModeReimport  = store.ModeReimport
 )
 
 // JobTagKey tags every KMS key the engine creates with the creating job,
@@ -45,38 +45,27 @@ func rotationCap(g *groups.Group) int {
 	return DefaultRotationCap
 }
 
-func (e *Engine) step(ctx context.Context, g *groups.Group, j *store.Job) error {
-	switch j.State {
-	case store.StatePending:
-		return e.stepPlan(ctx, g, j)
-	case store.StateKeyReady:
-		return e.stepParams(ctx, g, j)
-	case store.StateParams:
-		return e.stepRequest(ctx, g, j)
-	case store.StateResult:
-		return e.stepImport(ctx, g, j)
-	case store.StateImported:
-		if j.Mode == ModeInPlace && !j.NewKey {
-			return e.stepRotate(ctx, g, j)
-		}
-		if err := e.verify(ctx, g, j); err != nil {
-			return err
-		}
-		return e.advance(ctx, j, store.StateVerified, "verified")
-	case store.StateRotating:
-		if err := e.waitRotation(ctx, g, j); err != nil {
-			return err
-		}
-		if err := e.verify(ctx, g, j); err != nil {
-			return err
-		}
-		return e.advance(ctx, j, store.StateVerified, "verified")
-	case store.StateVerified:
-		return e.stepSwitch(ctx, g, j)
-	case store.StateSwitched:
-		return e.stepFinish(ctx, g, j)
+// stepImported runs after ImportKeyMaterial: an in-place rotation of an
+// existing key starts RotateKeyOnDemand; anything else is verified.
+func (e *Engine) stepImported(ctx context.Context, g *groups.Group, j *store.Job) error {
+	if j.Mode == ModeInPlace && !j.NewKey {
+		return e.stepRotate(ctx, g, j)
 	}
-	return fmt.Errorf("engine: job %s in unexpected state %s", j.ID, j.State)
+	if err := e.verify(ctx, g, j); err != nil {
+		return err
+	}
+	return e.advance(ctx, j, store.StateVerified, "verified")
+}
+
+// stepRotating waits for the on-demand rotation, then verifies.
+func (e *Engine) stepRotating(ctx context.Context, g *groups.Group, j *store.Job) error {
+	if err := e.waitRotation(ctx, g, j); err != nil {
+		return err
+	}
+	if err := e.verify(ctx, g, j); err != nil {
+		return err
+	}
+	return e.advance(ctx, j, store.StateVerified, "verified")
 }
 
 // stepPlan decides the target key and generation.
@@ -131,6 +120,11 @@ func (e *Engine) stepPlan(ctx context.Context, g *groups.Group, j *store.Job) er
 		return failf("group %s cannot name an HSM key: %v", g.Name, err)
 	}
 	j.HSMLabel = label
+	if !newKey && g.MultiRegion() && !groups.MultiRegionKey(latest.KeyARN) {
+		// KMS fixes MultiRegion at CreateKey: this key can never have replicas.
+		return failf("group %s lists replicas %v but its current key %s is single-Region (MultiRegion is fixed when a key is created) and %s rotation keeps that key; "+
+			"set mode: alias-swap, whose next rotation creates a new multi-Region key, or remove replicas", g.Name, g.Replicas, latest.KeyARN, g.Mode)
+	}
 	if !newKey {
 		j.Mode = ModeInPlace
 		j.KeyARN = latest.KeyARN
@@ -155,6 +149,9 @@ func (e *Engine) stepPlan(ctx context.Context, g *groups.Group, j *store.Job) er
 		in.Tags = append(in.Tags, types.Tag{TagKey: aws.String(k), TagValue: aws.String(v)})
 	}
 	in.Tags = append(in.Tags, types.Tag{TagKey: aws.String(JobTagKey), TagValue: aws.String(j.ID)})
+	if g.MultiRegion() {
+		in.MultiRegion = aws.Bool(true) // the primary; replicas: regions.go
+	}
 	if j.CreateKeyAttempted {
 		// Resumed after a CreateKey whose outcome was not recorded: reuse its key.
 		arn, err := e.jobKey(ctx, g, j.ID)
@@ -165,26 +162,28 @@ func (e *Engine) stepPlan(ctx context.Context, g *groups.Group, j *store.Job) er
 			j.KeyARN, j.NewKey = arn, true
 			return e.advance(ctx, j, store.StateKeyReady, "reused "+arn+" created before a crash")
 		}
-	} else {
-		j.CreateKeyAttempted = true
-		if err := e.Store.Save(ctx, j); err != nil {
-			return err
-		}
 	}
 	var out *kms.CreateKeyOutput
-	err = e.call(ctx, g, pacer.OpCreateKey, func(ctx context.Context) (err error) {
-		out, err = e.KMS.CreateKey(ctx, in)
-		return err
+	err = e.attempt(ctx, j, flagCreateKey, func() error {
+		err := e.call(ctx, g, pacer.OpCreateKey, func(ctx context.Context) (err error) {
+			out, err = e.rotationKMS().CreateKey(ctx, in)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("kms CreateKey: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("kms CreateKey: %w", err)
+		return err
 	}
 	j.KeyARN = aws.ToString(out.KeyMetadata.Arn)
 	j.NewKey = true
 	return e.advance(ctx, j, store.StateKeyReady, "created "+j.KeyARN)
 }
 
-// liveAgents lists connections of the pool that sent a verified hello.
+// liveAgents lists connections of the pool that may take a request
+// (usable: verified hello, not gone, draining or silent; pool.go).
 func (e *Engine) liveAgents(ctx context.Context, g *groups.Group) ([]*store.Connection, error) {
 	all, err := e.Store.ConnectionsInPool(ctx, g.HSMPool)
 	if err != nil {
@@ -192,7 +191,7 @@ func (e *Engine) liveAgents(ctx context.Context, g *groups.Group) ([]*store.Conn
 	}
 	var out []*store.Connection
 	for _, c := range all {
-		if c.Hello && c.GoneAt.IsZero() && e.registered(g.HSMPool, c.AgentID) != nil {
+		if usable(c, wallNow()) && e.registered(g.HSMPool, c.AgentID) != nil {
 			out = append(out, c)
 		}
 	}
@@ -238,7 +237,7 @@ func (e *Engine) stepParams(ctx context.Context, g *groups.Group, j *store.Job) 
 	}
 	var out *kms.GetParametersForImportOutput
 	err = e.call(ctx, g, pacer.OpGetParametersForImport, func(ctx context.Context) (err error) {
-		out, err = e.KMS.GetParametersForImport(ctx, &kms.GetParametersForImportInput{
+		out, err = e.rotationKMS().GetParametersForImport(ctx, &kms.GetParametersForImportInput{
 			KeyId:             aws.String(j.KeyARN),
 			WrappingAlgorithm: types.AlgorithmSpec(combo.Algorithm),
 			WrappingKeySpec:   types.WrappingKeySpec(combo.KeySpec),
@@ -278,7 +277,8 @@ func randomHex(n int) string {
 // acceptWrapResult binds a result to (protocol.WrapResult.Matches).
 func wrapRequest(g *groups.Group, j *store.Job, requestID string, nonce, challenge []byte) protocol.WrapRequest {
 	op := protocol.OpGenerate
-	if j.Kind == store.KindReimport {
+	if j.Kind == store.KindReimport || j.Region != "" {
+		// A replica gets the HSM key its primary got (regions.go).
 		op = protocol.OpRewrap
 	}
 	return protocol.WrapRequest{
@@ -317,6 +317,9 @@ func (e *Engine) stepRequest(ctx context.Context, g *groups.Group, j *store.Job)
 	if len(targets) == 0 {
 		return fmt.Errorf("%w: pool %s (able to do %s/%s)", ErrNoAgent, g.HSMPool, combo.Algorithm, combo.KeySpec)
 	}
+	if targets, err = e.byLoad(ctx, targets); err != nil {
+		return err
+	}
 	nonce, err := protocol.NewNonce()
 	if err != nil {
 		return err
@@ -341,7 +344,7 @@ func (e *Engine) stepRequest(ctx context.Context, g *groups.Group, j *store.Job)
 		j.ConnectionID, j.AgentID = c.ID, c.AgentID
 		if i == 0 {
 			// Record the request before sending so a fast answer finds it.
-			if err := e.Store.Advance(ctx, j, store.StateRequested, "wrap_request "+req.RequestID+" to "+c.AgentID); err != nil {
+			if err := e.commit(ctx, j, store.StateRequested, "wrap_request "+req.RequestID+" to "+c.AgentID, time.Time{}); err != nil {
 				return err
 			}
 		} else if err := e.Store.Save(ctx, j); err != nil {
@@ -363,6 +366,19 @@ func (e *Engine) stepRequest(ctx context.Context, g *groups.Group, j *store.Job)
 		}
 		e.log().InfoContext(ctx, "wrap_request sent", "job", j.ID, "request", req.RequestID, "agent", c.AgentID, "connection", c.ID, "operation", string(op))
 		return nil
+	}
+	// Every post answered Gone: no agent holds the request. Back to PARAMS
+	// (its parameters still hold), where the next hello of any agent of the
+	// pool runs it on (resumeForAgent), not only the last one tried.
+	j.ConnectionID = ""
+	if err := e.advance(ctx, j, store.StateParams, fmt.Sprintf("every connection of pool %s gone: wait for the next hello of the pool", g.HSMPool)); err != nil {
+		return err
+	}
+	// A hello that landed while the posts failed looked for waiting jobs
+	// before this one was recorded waiting: look once more, now that it is,
+	// so the job does not wait for a hello that already came.
+	if now, err := e.liveAgents(ctx, g); err == nil && len(now) > 0 {
+		return nil // Run goes on with PARAMS: the request goes to the new connection
 	}
 	return fmt.Errorf("%w: every connection of pool %s is gone", ErrNoAgent, g.HSMPool)
 }
@@ -414,24 +430,36 @@ func (e *Engine) stepImport(ctx context.Context, g *groups.Group, j *store.Job) 
 			if j.KeyMaterialID != "" {
 				in.KeyMaterialId = aws.String(j.KeyMaterialID)
 			}
+		case !j.NewKey && j.Region != "":
+			// In place across Regions: a replica takes the primary's new
+			// material as EXISTING_KEY_MATERIAL (regions.go).
+			in.ImportType = types.ImportTypeExistingKeyMaterial
+			in.KeyMaterialId = aws.String(j.KeyMaterialID)
 		case !j.NewKey:
 			in.ImportType = types.ImportTypeNewKeyMaterial
 		}
 	}
-	if in.ImportType == types.ImportTypeNewKeyMaterial && !j.ImportSent {
-		if err := e.removeForeignPending(ctx, g, j); err != nil {
+	var out *kms.ImportKeyMaterialOutput
+	var err error // the KMS call's (a failure to record ImportSent returns at once)
+	importMaterial := func() error {
+		err = e.call(ctx, g, pacer.OpImportKeyMaterial, func(ctx context.Context) (err error) {
+			out, err = e.rotationKMS().ImportKeyMaterial(ctx, in)
 			return err
+		})
+		return err
+	}
+	if in.ImportType != types.ImportTypeNewKeyMaterial {
+		_ = importMaterial()
+	} else {
+		if !j.ImportSent {
+			if err := e.removeForeignPending(ctx, g, j); err != nil {
+				return err
+			}
 		}
-		j.ImportSent = true
-		if err := e.Store.Save(ctx, j); err != nil {
-			return err
+		if rerr := e.attempt(ctx, j, flagImportSent, importMaterial); rerr != nil && err == nil {
+			return rerr
 		}
 	}
-	var out *kms.ImportKeyMaterialOutput
-	err := e.call(ctx, g, pacer.OpImportKeyMaterial, func(ctx context.Context) (err error) {
-		out, err = e.KMS.ImportKeyMaterial(ctx, in)
-		return err
-	})
 	switch code := apiCode(err); {
 	case err == nil:
 	case code == "ExpiredImportTokenException" || code == "InvalidImportTokenException":
@@ -467,7 +495,7 @@ func (e *Engine) stepImport(ctx context.Context, g *groups.Group, j *store.Job) 
 func (e *Engine) describe(ctx context.Context, g *groups.Group, keyID string) (*types.KeyMetadata, error) {
 	var out *kms.DescribeKeyOutput
 	err := e.call(ctx, g, pacer.OpDescribeKey, func(ctx context.Context) (err error) {
-		out, err = e.KMS.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyID)})
+		out, err = e.rotationKMS().DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyID)})
 		return err
 	})
 	if err != nil {
@@ -479,14 +507,14 @@ func (e *Engine) describe(ctx context.Context, g *groups.Group, keyID string) (*
 func (e *Engine) pendingMaterial(ctx context.Context, g *groups.Group, keyARN string) (string, error) {
 	var out *kms.ListKeyRotationsOutput
 	err := e.call(ctx, g, pacer.OpListKeyRotations, func(ctx context.Context) (err error) {
-		out, err = e.KMS.ListKeyRotations(ctx, &kms.ListKeyRotationsInput{KeyId: aws.String(keyARN), IncludeKeyMaterial: types.IncludeKeyMaterialAllKeyMaterial})
+		out, err = e.rotationKMS().ListKeyRotations(ctx, &kms.ListKeyRotationsInput{KeyId: aws.String(keyARN), IncludeKeyMaterial: types.IncludeKeyMaterialAllKeyMaterial})
 		return err
 	})
 	if err != nil {
 		return "", err
 	}
 	for _, r := range out.Rotations {
-		if r.KeyMaterialState == types.KeyMaterialStatePendingRotation {
+		if r.KeyMaterialState == types.KeyMaterialStatePendingRotation || r.KeyMaterialState == types.KeyMaterialStatePendingMultiRegionImportAndRotation {
 			return aws.ToString(r.KeyMaterialId), nil
 		}
 	}
@@ -496,7 +524,7 @@ func (e *Engine) pendingMaterial(ctx context.Context, g *groups.Group, keyARN st
 // stepRotate starts the on-demand rotation to the pending material.
 func (e *Engine) stepRotate(ctx context.Context, g *groups.Group, j *store.Job) error {
 	err := e.call(ctx, g, pacer.OpRotateKeyOnDemand, func(ctx context.Context) error {
-		_, err := e.KMS.RotateKeyOnDemand(ctx, &kms.RotateKeyOnDemandInput{KeyId: aws.String(j.KeyARN)})
+		_, err := e.rotationKMS().RotateKeyOnDemand(ctx, &kms.RotateKeyOnDemandInput{KeyId: aws.String(j.KeyARN)})
 		return err
 	})
 	if err != nil {
@@ -530,7 +558,7 @@ func (e *Engine) waitRotation(ctx context.Context, g *groups.Group, j *store.Job
 	for {
 		var st *kms.GetKeyRotationStatusOutput
 		err := e.call(ctx, g, pacer.OpGetKeyRotationStatus, func(ctx context.Context) (err error) {
-			st, err = e.KMS.GetKeyRotationStatus(ctx, &kms.GetKeyRotationStatusInput{KeyId: aws.String(j.KeyARN)})
+			st, err = e.rotationKMS().GetKeyRotationStatus(ctx, &kms.GetKeyRotationStatusInput{KeyId: aws.String(j.KeyARN)})
 			return err
 		})
 		if err != nil {
@@ -582,30 +610,33 @@ func (e *Engine) stepSwitch(ctx context.Context, g *groups.Group, j *store.Job) 
 		return e.advance(ctx, j, store.StateSwitched, "generation re-armed")
 	}
 	if j.NewKey {
-		if !j.AliasMoveAttempted {
-			j.AliasMoveAttempted = true
-			if err := e.Store.Save(ctx, j); err != nil {
-				return err
-			}
-		}
-		err := e.call(ctx, g, pacer.OpUpdateAlias, func(ctx context.Context) error {
-			_, err := e.KMS.UpdateAlias(ctx, &kms.UpdateAliasInput{AliasName: aws.String(g.Alias), TargetKeyId: aws.String(j.KeyARN)})
-			return err
-		})
-		if apiCode(err) == "NotFoundException" {
-			err = e.call(ctx, g, pacer.OpCreateAlias, func(ctx context.Context) error {
-				_, err := e.KMS.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(g.Alias), TargetKeyId: aws.String(j.KeyARN)})
+		err := e.attempt(ctx, j, flagAliasMove, func() error {
+			err := e.call(ctx, g, pacer.OpUpdateAlias, func(ctx context.Context) error {
+				_, err := e.rotationKMS().UpdateAlias(ctx, &kms.UpdateAliasInput{AliasName: aws.String(g.Alias), TargetKeyId: aws.String(j.KeyARN)})
 				return err
 			})
-		}
+			if apiCode(err) == "NotFoundException" {
+				err = e.call(ctx, g, pacer.OpCreateAlias, func(ctx context.Context) error {
+					_, err := e.rotationKMS().CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(g.Alias), TargetKeyId: aws.String(j.KeyARN)})
+					return err
+				})
+			}
+			if err != nil {
+				return fmt.Errorf("kms alias %s -> %s: %w", g.Alias, j.KeyARN, err)
+			}
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("kms alias %s -> %s: %w", g.Alias, j.KeyARN, err)
+			return err
 		}
 		if j.PreviousKeyARN != "" && j.PreviousKeyARN != j.KeyARN && g.PreviousKey == groups.PreviousDisable {
 			err := e.call(ctx, g, pacer.OpDisableKey, func(ctx context.Context) error {
-				_, err := e.KMS.DisableKey(ctx, &kms.DisableKeyInput{KeyId: aws.String(j.PreviousKeyARN)})
+				_, err := e.rotationKMS().DisableKey(ctx, &kms.DisableKeyInput{KeyId: aws.String(j.PreviousKeyARN)})
 				return err
 			})
+			if err == nil {
+				err = e.disableReplicas(ctx, g, j.PreviousKeyARN)
+			}
 			if err != nil {
 				return fmt.Errorf("kms DisableKey %s: %w", j.PreviousKeyARN, err)
 			}
@@ -674,6 +705,12 @@ func (e *Engine) stepFinish(ctx context.Context, g *groups.Group, j *store.Job) 
 // alias: material deleted and deletion scheduled, so nothing is left in
 // PendingImport and nothing unverified stays usable.
 func (e *Engine) cleanupNewKey(ctx context.Context, g *groups.Group, j *store.Job) {
+	if j.PrimaryKeyARN != "" && j.KeyARN != j.PrimaryKeyARN {
+		// Failed in a replica Region: the job's key is the primary.
+		pj := *j
+		pj.KeyARN = j.PrimaryKeyARN
+		j = &pj
+	}
 	if !j.NewKey || j.KeyARN == "" || j.AliasMoveAttempted {
 		// A key the alias was (or may have been) moved to may hold data
 		// encrypted since: it is never deleted by a cleanup.
@@ -685,26 +722,37 @@ func (e *Engine) cleanupNewKey(ctx context.Context, g *groups.Group, j *store.Jo
 		}
 	}
 	d, err := e.describe(ctx, g, j.KeyARN)
-	if err != nil || d.KeyState == types.KeyStatePendingDeletion {
+	if err != nil {
+		e.log().WarnContext(ctx, "cleanup of failed job's key: cannot read it", "job", j.ID, "key", j.KeyARN, "error", err.Error())
+		return
+	}
+	if d.KeyState == types.KeyStatePendingDeletion {
 		return
 	}
 	// Never the key the group's alias names (a job that failed after the
 	// alias moved): deleting it would leave the alias on a key without
 	// material. It stays, usable, and the next rotation moves the alias.
 	if aliased, err := e.aliasTargets(ctx, g, j.KeyARN); err != nil || aliased {
+		if err != nil {
+			e.log().WarnContext(ctx, "cleanup of failed job's key: cannot read the group's alias", "job", j.ID, "key", j.KeyARN, "error", err.Error())
+		}
 		if aliased {
 			e.log().ErrorContext(ctx, "failed job's key carries the group's alias: kept", "job", j.ID, "key", j.KeyARN, "alias", g.Alias)
 		}
 		return
 	}
+	if err := e.cleanupReplicas(ctx, g, j.KeyARN); err != nil {
+		e.log().WarnContext(ctx, "cleanup of failed job's replicas failed", "job", j.ID, "key", j.KeyARN, "error", err.Error())
+		return
+	}
 	if d.KeyState != types.KeyStatePendingImport {
 		_ = e.call(ctx, g, pacer.OpDeleteImportedKeyMaterial, func(ctx context.Context) error {
-			_, err := e.KMS.DeleteImportedKeyMaterial(ctx, &kms.DeleteImportedKeyMaterialInput{KeyId: aws.String(j.KeyARN)})
+			_, err := e.rotationKMS().DeleteImportedKeyMaterial(ctx, &kms.DeleteImportedKeyMaterialInput{KeyId: aws.String(j.KeyARN)})
 			return err
 		})
 	}
 	err = e.call(ctx, g, pacer.OpScheduleKeyDeletion, func(ctx context.Context) error {
-		_, err := e.KMS.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: aws.String(j.KeyARN), PendingWindowInDays: aws.Int32(7)})
+		_, err := e.rotationKMS().ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: aws.String(j.KeyARN), PendingWindowInDays: aws.Int32(7)})
 		return err
 	})
 	if err != nil {

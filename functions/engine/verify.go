@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
@@ -74,7 +72,7 @@ func (e *Engine) verifySymmetric(ctx context.Context, g *groups.Group, j *store.
 	ctxKV := map[string]string{"keyferry:verify": j.ID}
 	var enc *kms.EncryptOutput
 	err := e.call(ctx, g, pacer.OpEncrypt, func(ctx context.Context) (err error) {
-		enc, err = e.KMS.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(j.KeyARN), Plaintext: probe, EncryptionContext: ctxKV})
+		enc, err = e.verifyKMS().Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(j.KeyARN), Plaintext: probe, EncryptionContext: ctxKV})
 		return err
 	})
 	if err != nil {
@@ -82,7 +80,7 @@ func (e *Engine) verifySymmetric(ctx context.Context, g *groups.Group, j *store.
 	}
 	var dec *kms.DecryptOutput
 	err = e.call(ctx, g, pacer.OpDecrypt, func(ctx context.Context) (err error) {
-		dec, err = e.KMS.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, EncryptionContext: ctxKV})
+		dec, err = e.verifyKMS().Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, EncryptionContext: ctxKV})
 		return err
 	})
 	if err != nil {
@@ -112,7 +110,7 @@ func (e *Engine) verifyHMAC(ctx context.Context, g *groups.Group, j *store.Job, 
 	}
 	var out *kms.GenerateMacOutput
 	err := e.call(ctx, g, pacer.OpGenerateMac, func(ctx context.Context) (err error) {
-		out, err = e.KMS.GenerateMac(ctx, &kms.GenerateMacInput{KeyId: aws.String(j.KeyARN), Message: j.Challenge, MacAlgorithm: macAlgorithm(info)})
+		out, err = e.verifyKMS().GenerateMac(ctx, &kms.GenerateMacInput{KeyId: aws.String(j.KeyARN), Message: j.Challenge, MacAlgorithm: macAlgorithm(info)})
 		return err
 	})
 	if err != nil {
@@ -174,7 +172,7 @@ func (e *Engine) verifyAsymmetric(ctx context.Context, g *groups.Group, j *store
 	}
 	var gp *kms.GetPublicKeyOutput
 	err = e.call(ctx, g, pacer.OpGetPublicKey, func(ctx context.Context) (err error) {
-		gp, err = e.KMS.GetPublicKey(ctx, &kms.GetPublicKeyInput{KeyId: aws.String(j.KeyARN)})
+		gp, err = e.verifyKMS().GetPublicKey(ctx, &kms.GetPublicKeyInput{KeyId: aws.String(j.KeyARN)})
 		return err
 	})
 	if err != nil {
@@ -197,22 +195,13 @@ func (e *Engine) verifyAsymmetric(ctx context.Context, g *groups.Group, j *store
 	d := digest(h, msg)
 	var sig *kms.SignOutput
 	err = e.call(ctx, g, pacer.OpSign, func(ctx context.Context) (err error) {
-		sig, err = e.KMS.Sign(ctx, &kms.SignInput{KeyId: aws.String(j.KeyARN), Message: d, MessageType: types.MessageTypeDigest, SigningAlgorithm: alg})
+		sig, err = e.verifyKMS().Sign(ctx, &kms.SignInput{KeyId: aws.String(j.KeyARN), Message: d, MessageType: types.MessageTypeDigest, SigningAlgorithm: alg})
 		return err
 	})
 	if err != nil {
 		return failf("verification failed: kms Sign: %v", err)
 	}
-	valid := false
-	switch pub := hsmPub.(type) {
-	case *ecdsa.PublicKey:
-		valid = ecdsa.VerifyASN1(pub, d, sig.Signature)
-	case *rsa.PublicKey:
-		valid = rsa.VerifyPSS(pub, h, d, sig.Signature, nil) == nil
-	case *secp256k1.PublicKey:
-		valid = secp256k1.Verify(pub, d, sig.Signature)
-	}
-	if !valid {
+	if !verifySignature(hsmPub, h, d, sig.Signature) {
 		return failf("verification failed: KMS signature does not verify under the HSM public key")
 	}
 	return nil
@@ -233,8 +222,12 @@ func (e *Engine) keyAwaitsOtherMaterials(ctx context.Context, g *groups.Group, j
 	if err != nil {
 		return false, err
 	}
+	key := j.KeyARN
+	if j.PrimaryKeyARN != "" {
+		key = j.PrimaryKeyARN // a replica's materials are its primary's generations
+	}
 	for _, gen := range gens {
-		if gen.KeyARN == j.KeyARN && gen.Generation != j.Generation && gen.State == store.GenKilled {
+		if gen.KeyARN == key && gen.Generation != j.Generation && gen.State == store.GenKilled {
 			return true, nil
 		}
 	}

@@ -84,5 +84,7 @@ func FromEnv(ctx context.Context) (*Deps, error) {
 	if clients.Connections != nil {
 		eng.Connections = clients.Connections
 	}
+	// Multi-Region groups' replicas: the same credentials in another Region.
+	eng.Regional = func(region string) (engine.KMSAPI, error) { return clients.KMSIn(region) }
 	return &Deps{Engine: eng, Store: st, Log: log, Metrics: m, Queue: queue}, nil
 }

@@ -86,14 +86,23 @@ func (d *Deps) Connect(ctx context.Context, req events.APIGatewayWebsocketProxyR
 	return respond(http.StatusOK, "connected"), nil
 }
 
-// Disconnect forgets the connection.
+// Disconnect forgets the connection and hands the wrap requests
+// outstanding at it to another agent of its pool (recorded here, run by
+// the worker).
 func (d *Deps) Disconnect(ctx context.Context, req events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 	id := req.RequestContext.ConnectionID
+	c, _ := d.Store.GetConnection(ctx, id) // nil when never recorded (refused at $connect)
 	if err := d.Store.DeleteConnection(ctx, id); err != nil {
 		d.log().ErrorContext(ctx, "disconnect: store", "connection", id, "error", err.Error())
 		return respond(http.StatusInternalServerError, "internal error"), nil
 	}
 	d.log().InfoContext(ctx, "agent disconnected", "connection", id)
+	if c != nil {
+		if err := d.Engine.ConnectionClosed(ctx, c); err != nil {
+			// The sweeper re-asks at the job's deadline.
+			d.log().WarnContext(ctx, "disconnect: hand-over incomplete", "connection", id, "agent", c.AgentID, "error", err.Error())
+		}
+	}
 	return respond(http.StatusOK, "disconnected"), nil
 }
 
@@ -117,6 +126,8 @@ func (d *Deps) AgentMessage(ctx context.Context, req events.APIGatewayWebsocketP
 		err = d.Engine.HandleAgentError(ctx, connID, env)
 	case protocol.ActionHeartbeat:
 		err = d.heartbeat(ctx, connID, env)
+	case protocol.ActionDraining:
+		err = d.Engine.HandleDraining(ctx, connID, env)
 	default:
 		err = errors.New("action " + string(env.Action) + " is not accepted from agents")
 	}
@@ -155,5 +166,12 @@ func (d *Deps) heartbeat(ctx context.Context, connID string, env *protocol.Envel
 	}
 	c.LastSeen = d.now()
 	c.GoneAt = time.Time{} // it just spoke: it is live whatever a post said
-	return d.Store.PutConnection(ctx, c)
+	if err := d.Store.PutConnection(ctx, c); err != nil {
+		return err
+	}
+	// A live agent's heartbeat checks its pool for silent peers.
+	if _, err := d.Engine.ReapSilent(ctx, c.Pool); err != nil {
+		d.log().WarnContext(ctx, "heartbeat: silent-peer check incomplete", "pool", c.Pool, "error", err.Error())
+	}
+	return nil
 }

@@ -285,7 +285,7 @@ func TestLedgerHighRateDoesNotLoop(t *testing.T) {
 func pacingTable(t *testing.T, name string) (*dynamodb.Client, *motoserver.Server) {
 	t.Helper()
 	ctx := context.Background()
-	moto, err := motoserver.Start(ctx)
+	moto, err := motoserver.StartSerialized(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

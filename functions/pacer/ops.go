@@ -6,8 +6,9 @@ package pacer
 type Op string
 
 // The operations keyferry calls. Each one in Quotas is paced at its
-// published quota; the others (ListKeys, ListResourceTags, PutKeyPolicy)
-// are paced at the default quota of 5 requests/s.
+// published quota; the others (ListKeys, ListResourceTags, PutKeyPolicy,
+// ReplicateKey: its quota was not found in the request-quotas page) are
+// paced at the default quota of 5 requests/s.
 const (
 	OpGetParametersForImport    Op = "GetParametersForImport"
 	OpCreateKey                 Op = "CreateKey"
@@ -31,6 +32,9 @@ const (
 	OpListKeys                  Op = "ListKeys"
 	OpListResourceTags          Op = "ListResourceTags"
 	OpPutKeyPolicy              Op = "PutKeyPolicy"
+	// OpReplicateKey makes a multi-Region replica (paced in the primary's
+	// Region; AWS also counts it as a CreateKey in the replica's).
+	OpReplicateKey Op = "ReplicateKey"
 )
 
 // Ops lists every Op.
@@ -39,6 +43,6 @@ func Ops() []Op {
 		OpGetParametersForImport, OpCreateKey, OpUpdateAlias, OpCreateAlias, OpRotateKeyOnDemand,
 		OpImportKeyMaterial, OpDeleteImportedKeyMaterial, OpEnableKey, OpDisableKey, OpScheduleKeyDeletion,
 		OpTagResource, OpDescribeKey, OpListKeyRotations, OpGetKeyRotationStatus, OpGetPublicKey,
-		OpSign, OpEncrypt, OpDecrypt, OpGenerateMac, OpListKeys, OpListResourceTags, OpPutKeyPolicy,
+		OpSign, OpEncrypt, OpDecrypt, OpGenerateMac, OpListKeys, OpListResourceTags, OpPutKeyPolicy, OpReplicateKey,
 	}
 }

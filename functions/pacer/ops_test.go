@@ -5,7 +5,7 @@ import "testing"
 // TestOpsCoverQuotas: every operation with a published quota has an Op, and
 // the only Ops paced at the default quota are the ones ops.go names.
 func TestOpsCoverQuotas(t *testing.T) {
-	defaulted := map[Op]bool{OpListKeys: true, OpListResourceTags: true, OpPutKeyPolicy: true}
+	defaulted := map[Op]bool{OpListKeys: true, OpListResourceTags: true, OpPutKeyPolicy: true, OpReplicateKey: true}
 	ops := map[string]bool{}
 	for _, op := range Ops() {
 		if ops[string(op)] {

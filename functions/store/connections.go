@@ -32,6 +32,12 @@ type Connection struct {
 	// Gateway only delivers from live connections) clears it, $disconnect
 	// deletes the record.
 	GoneAt time.Time `json:"gone_at,omitzero"`
+	// Lapse is how long the connection may stay silent before it counts as
+	// gone (protocol.Hello.HeartbeatLapse of its hello).
+	Lapse time.Duration `json:"lapse,omitempty"`
+	// DrainingAt is when the agent said it is draining (protocol.Draining):
+	// it gets no new requests and its outstanding ones go elsewhere.
+	DrainingAt time.Time `json:"draining_at,omitzero"`
 }
 
 // PutConnection records (or replaces) a connection.

@@ -28,7 +28,7 @@ type Generation struct {
 	KeyMaterialID string   `json:"key_material_id,omitempty"`
 	HSMLabel      string   `json:"hsm_label"`
 	KeySpec       string   `json:"key_spec"`
-	Mode          string   `json:"mode"`
+	Mode          Mode     `json:"mode"`
 	State         GenState `json:"state"`
 	// InPlaceRotations counts on-demand rotations done on KeyARN up to and
 	// including this generation (hybrid mode compares it with the cap).

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/keyferry/keyferry/shared/groups"
 )
 
 // State is a job's position in the rotation state machine.
@@ -46,6 +48,16 @@ const (
 	KindReimport Kind = "reimport" // re-import an existing generation's material (keepalive, restore)
 )
 
+// Mode is how a job (and the generation it records) put material into KMS.
+type Mode string
+
+// Modes recorded on jobs and generations (the stored values).
+const (
+	ModeAliasSwap      = Mode(groups.ModeAliasSwap) // a new KMS key, then the alias moves
+	ModeInPlace        = Mode(groups.ModeInPlace)   // new material on the same key
+	ModeReimport  Mode = "reimport"                 // an existing generation's material again
+)
+
 // Transition is one entry of a job's state history.
 type Transition struct {
 	From State     `json:"from"`
@@ -54,7 +66,12 @@ type Transition struct {
 	Note string    `json:"note,omitempty"`
 }
 
-// Job is one rotation or re-import, with everything needed to resume it.
+// Job is one rotation or re-import, with everything needed to resume it:
+// its identity and progress, then what each phase of the state machine
+// (engine/machine.go) decided or received, in the order the phases run.
+// The phases are embedded: their fields read as the job's own (j.KeyARN),
+// and encoding/json promotes them, so the stored doc is one flat object
+// with the names it always had (TestJobItemNamesUnchanged).
 type Job struct {
 	ID        string    `json:"id"`
 	Group     string    `json:"group"`
@@ -69,51 +86,91 @@ type Job struct {
 	Deadline  time.Time `json:"deadline"`
 	Attempts  int       `json:"attempts"`
 
+	Target   // PENDING: the key and generation
+	Replicas // multi-Region groups: the Region being imported into
+	Params   // KEY_READY -> PARAMS: GetParametersForImport
+	Request  // PARAMS -> REQUESTED: the wrap_request
+	Wrap     // REQUESTED -> RESULT: the agent's wrap_result
+	Import   // RESULT -> IMPORTED (-> ROTATING): ImportKeyMaterial
+	Switch   // VERIFIED -> SWITCHED: the alias
+
+	History []Transition `json:"history"`
+}
+
+// Target is what the plan step decided: the key the job imports into and
+// the generation it makes (or, for a reimport, re-arms).
+type Target struct {
 	// Mode actually used for this rotation: alias-swap or in-place.
-	Mode   string `json:"mode,omitempty"`
-	NewKey bool   `json:"new_key,omitempty"`
+	Mode   Mode `json:"mode,omitempty"`
+	NewKey bool `json:"new_key,omitempty"`
 	// CreateKeyAttempted is set before CreateKey, so a resumed job looks for
 	// the key it may have created (tag keyferry:job) before making another.
-	CreateKeyAttempted bool `json:"create_key_attempted,omitempty"`
-	// ImportSent is set (and saved) before the first in-place
-	// NEW_KEY_MATERIAL import, after any PENDING_ROTATION material left by
-	// an earlier job was removed: from then on the key's pending material
-	// can only be this job's own, so a ConflictException on a retried
-	// import (the first one took effect, its answer was lost) names it.
-	ImportSent bool `json:"import_sent,omitempty"`
-	// AliasMoveAttempted is set (and saved) before UpdateAlias/CreateAlias
-	// points the group's alias at the job's new key: from then on the key
-	// may have served traffic, so a failed job's cleanup never deletes it.
-	AliasMoveAttempted bool   `json:"alias_move_attempted,omitempty"`
+	CreateKeyAttempted bool   `json:"create_key_attempted,omitempty"`
 	KeyARN             string `json:"key_arn,omitempty"`
 	PreviousKeyARN     string `json:"previous_key_arn,omitempty"`
 	Generation         int64  `json:"generation,omitempty"`
 	HSMLabel           string `json:"hsm_label,omitempty"`
 	// ReimportGeneration names the generation a reimport job re-arms.
 	ReimportGeneration int64 `json:"reimport_generation,omitempty"`
+}
 
+// Replicas is a multi-Region group's progress (engine/regions.go): Region
+// is the replica Region the job is importing into now ("" for the
+// primary's), KeyARN then names that Region's replica and PrimaryKeyARN the
+// primary; RegionsDone lists the replica Regions already imported and
+// verified, so a resumed job redoes only what is missing.
+type Replicas struct {
+	Region        string   `json:"region,omitempty"`
+	PrimaryKeyARN string   `json:"primary_key_arn,omitempty"`
+	RegionsDone   []string `json:"regions_done,omitempty"`
+}
+
+// Params are the import parameters KMS gave for KeyARN.
+type Params struct {
 	WrappingAlgorithm string    `json:"wrapping_algorithm,omitempty"`
 	WrappingKeySpec   string    `json:"wrapping_key_spec,omitempty"`
 	WrappingPublicKey []byte    `json:"wrapping_public_key,omitempty"`
 	ImportToken       []byte    `json:"import_token,omitempty"`
 	ParametersValidTo time.Time `json:"parameters_valid_to,omitzero"`
+}
 
+// Request is the wrap_request sent and the agent it went to.
+type Request struct {
 	RequestID    string    `json:"request_id,omitempty"`
 	Nonce        []byte    `json:"nonce,omitempty"`
 	Challenge    []byte    `json:"challenge,omitempty"`
 	ConnectionID string    `json:"connection_id,omitempty"`
 	AgentID      string    `json:"agent_id,omitempty"`
 	RequestedAt  time.Time `json:"requested_at,omitzero"`
+}
 
+// Wrap is the verified wrap_result.
+type Wrap struct {
 	WrappedMaterial []byte `json:"wrapped_material,omitempty"`
 	PublicKey       []byte `json:"public_key,omitempty"`
 	ChallengeMAC    []byte `json:"challenge_mac,omitempty"`
 	HSMKeyID        string `json:"hsm_key_id,omitempty"`
+}
 
-	PreviousKeyMaterialID string       `json:"previous_key_material_id,omitempty"`
-	KeyMaterialID         string       `json:"key_material_id,omitempty"`
-	ValidTo               time.Time    `json:"valid_to,omitzero"`
-	History               []Transition `json:"history"`
+// Import is the material's import into KMS (and, in place, its rotation).
+type Import struct {
+	// ImportSent is set (and saved) before the first in-place
+	// NEW_KEY_MATERIAL import, after any PENDING_ROTATION material left by
+	// an earlier job was removed: from then on the key's pending material
+	// can only be this job's own, so a ConflictException on a retried
+	// import (the first one took effect, its answer was lost) names it.
+	ImportSent            bool      `json:"import_sent,omitempty"`
+	PreviousKeyMaterialID string    `json:"previous_key_material_id,omitempty"`
+	KeyMaterialID         string    `json:"key_material_id,omitempty"`
+	ValidTo               time.Time `json:"valid_to,omitzero"`
+}
+
+// Switch is the alias move of a new key.
+type Switch struct {
+	// AliasMoveAttempted is set (and saved) before UpdateAlias/CreateAlias
+	// points the group's alias at the job's new key: from then on the key
+	// may have served traffic, so a failed job's cleanup never deletes it.
+	AliasMoveAttempted bool `json:"alias_move_attempted,omitempty"`
 }
 
 // JobIDForTrigger derives the job id from the group and the trigger id, so
@@ -188,7 +245,7 @@ func (s *Store) Advance(ctx context.Context, j *Job, to State, note string) erro
 			{Put: put},
 			{Update: &types.Update{
 				TableName:                 aws.String(s.tables.Groups),
-				Key:                       map[string]types.AttributeValue{"group": sAttr(j.Group)},
+				Key:                       map[string]types.AttributeValue{"group": sAttr(j.LockKey())},
 				UpdateExpression:          aws.String("REMOVE active_job"),
 				ConditionExpression:       aws.String("attribute_not_exists(active_job) OR active_job = :j"),
 				ExpressionAttributeValues: map[string]types.AttributeValue{":j": sAttr(j.ID)},

@@ -78,46 +78,13 @@ func (s *Store) StartJob(ctx context.Context, j *Job, cooldown time.Duration) (*
 	for attempt := 0; reason == ""; attempt++ {
 		_, err = s.db.TransactWriteItems(ctx, start)
 		if err == nil {
-			// The lock must name this job. DynamoDB's transactions are
-			// serializable, so it always does there; moto_server (5.2.1)
-			// checks and writes concurrent transactions without isolation,
-			// and under load let two starts both take the lock (seen in
-			// TestConcurrentTriggersOneRunsOtherSkipped). One consistent read
-			// keeps one job per group true on either.
-			head, herr := s.GroupHead(ctx, j.LockKey())
-			if herr != nil {
-				return nil, "", herr
-			}
-			if head.ActiveJob != j.ID {
-				return s.skipOwn(ctx, j, "job "+head.ActiveJob+" is already running for "+j.LockKey())
-			}
 			return j, Started, nil
 		}
 		if !conditionFailed(err) {
 			return nil, "", fmt.Errorf("store: start job for trigger %s: %w", j.TriggerID, err)
 		}
 		if prev, err := s.jobForTrigger(ctx, j.Group+"/"+j.TriggerID); err == nil {
-			if prev.Version != 1 || prev.State != StatePending || !prev.CreatedAt.Equal(j.CreatedAt) {
-				return prev, Duplicate, nil
-			}
-			// Our own job: the transaction took effect and its answer was
-			// lost (the SDK's retry was refused). The job is this call's to
-			// run, not a duplicate's.
-			head, err := s.GroupHead(ctx, j.LockKey())
-			if err != nil {
-				return nil, "", err
-			}
-			if head.ActiveJob == j.ID {
-				return prev, Started, nil
-			}
-			// The job and trigger were written but not the lock: only
-			// moto_server does that (it can apply a refused transaction in
-			// part; DynamoDB is atomic). The trigger lost the race.
-			reason := "lock busy"
-			if head.ActiveJob != "" {
-				reason = "job " + head.ActiveJob + " is already running for " + j.LockKey()
-			}
-			return s.skipOwn(ctx, prev, reason)
+			return s.ownOrDuplicate(ctx, j, prev)
 		} else if !errors.Is(err, ErrNotFound) {
 			return nil, "", err
 		}
@@ -155,19 +122,46 @@ func (s *Store) StartJob(ctx context.Context, j *Job, cooldown time.Duration) (*
 	}})
 	if err != nil {
 		if conditionFailed(err) {
+			// Another delivery of this trigger recorded it meanwhile, or
+			// this call's start took effect and its answer was lost.
 			if prev, err := s.jobForTrigger(ctx, j.Group+"/"+j.TriggerID); err == nil {
-				return prev, Duplicate, nil
-			}
-			// moto_server (5.2.1) under concurrent transactions sometimes
-			// reports the job item as existing while the trigger item is
-			// not: treat the existing job as this trigger's.
-			if prev, err := s.GetJob(ctx, j.ID); err == nil {
-				return prev, Duplicate, nil
+				return s.ownOrDuplicate(ctx, j, prev)
 			}
 		}
 		return nil, "", fmt.Errorf("store: record skipped trigger %s: %w", j.TriggerID, err)
 	}
 	return j, Skipped, nil
+}
+
+// ownOrDuplicate decides what prev, the job found recorded for j's
+// trigger, is to this call. Another delivery's job (created at another
+// time) makes this one a Duplicate. This call's own job (its transaction
+// took effect but the answer was lost and the SDK's retry was refused) is
+// Skipped when recorded so, Started when the lock names it, and otherwise
+// recorded SKIPPED.
+func (s *Store) ownOrDuplicate(ctx context.Context, j, prev *Job) (*Job, Outcome, error) {
+	if !prev.CreatedAt.Equal(j.CreatedAt) {
+		return prev, Duplicate, nil
+	}
+	switch {
+	case prev.State == StateSkipped:
+		return prev, Skipped, nil
+	case prev.State != StatePending || prev.Version != 1:
+		// Nothing but this call may advance its job before it answers.
+		return prev, Duplicate, nil
+	}
+	head, err := s.GroupHead(ctx, j.LockKey())
+	if err != nil {
+		return nil, "", err
+	}
+	if head.ActiveJob == j.ID {
+		return prev, Started, nil
+	}
+	reason := "lock busy"
+	if head.ActiveJob != "" {
+		reason = "job " + head.ActiveJob + " is already running for " + j.LockKey()
+	}
+	return s.skipOwn(ctx, prev, reason)
 }
 
 // skipOwn records j (just written as PENDING, never run, holding no lock)

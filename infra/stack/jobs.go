@@ -35,7 +35,7 @@ func newJobQueue(st awscdk.Stack, cp *ControlPlane) awssqs.Queue {
 		MaxConcurrency:          jsii.Number(jobqueue.WorkerMaxConcurrency),
 		ReportBatchItemFailures: jsii.Bool(true),
 	}))
-	for _, fn := range engineFunctions {
+	for _, fn := range append([]string{FnDisconnect}, engineFunctions...) {
 		q.GrantSendMessages(cp.Functions[fn])
 		cp.Functions[fn].AddEnvironment(jsii.String(awsconfig.EnvJobQueueURL), q.QueueUrl(), nil)
 	}

@@ -102,3 +102,28 @@ func TestNagReportsNonCompliantResources(t *testing.T) {
 		t.Errorf("findings on the stack's own resources (they are fixed or suppressed):\n%s", open)
 	}
 }
+
+// TestOverflowPoliciesKeepTheirRolesSuppressions: with many groups granted
+// by name (GrantedByNameMax of them; the sandbox's seven already do it), an
+// engine role's grants pass IAM's inline size and the CDK splits them into
+// OverflowPolicyN managed policies at synthesis. Those carry the
+// DefaultPolicy's statements and so need its reasons: before, the
+// sandbox's template had 9 open AwsSolutions-IAM5 findings on them.
+func TestOverflowPoliciesKeepTheirRolesSuppressions(t *testing.T) {
+	app, cp, _ := fleetStack(t, GrantedByNameMax, nil)
+	ApplyChecks(app, false)
+	tpl := assertions.Template_FromStack(cp.Stack, nil)
+	overflow := 0
+	for id := range *tpl.FindResources(jsii.String("AWS::IAM::ManagedPolicy"), nil) {
+		if strings.Contains(id, "OverflowPolicy") {
+			overflow++
+		}
+	}
+	if overflow == 0 {
+		t.Fatalf("no OverflowPolicy with %d groups: the test no longer covers the split", GrantedByNameMax)
+	}
+	if open := nagMessages(cp.Stack); len(open) > 0 {
+		t.Fatalf("%d cdk-nag findings open with %d overflow policies:\n%s", len(open), overflow, strings.Join(open, "\n"))
+	}
+	t.Logf("%d overflow policies, no finding open", overflow)
+}

@@ -24,6 +24,19 @@ func search(name, stat, label string) awscloudwatch.IMetric {
 	})
 }
 
+// dashboardPerGroupMax is the most groups whose metrics the dashboard
+// graphs one by one.
+const dashboardPerGroupMax = 40
+
+// searchEach graphs a per-group EMF metric for every group, one series each.
+func searchEach(name, stat, label string) awscloudwatch.IMetric {
+	return awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression: jsii.String("SEARCH('{" + MetricsNamespace + ",Group} MetricName=\"" + name + "\"', '" + stat + "', 300)"),
+		Label:      jsii.String(label),
+		Period:     awscdk.Duration_Minutes(jsii.Number(5)),
+	})
+}
+
 func metric(name, stat string, dims map[string]*string) awscloudwatch.Metric {
 	p := &awscloudwatch.MetricProps{
 		Namespace: jsii.String(MetricsNamespace), MetricName: jsii.String(name),
@@ -50,6 +63,13 @@ func newOperations(st awscdk.Stack, cp *ControlPlane, gs []groups.Group) {
 			expiry = append(expiry, metric(metrics.MaterialSecondsToExpiry, "Minimum", d))
 		}
 	}
+	// A graph lists a few dozen metrics well (and CloudWatch bounds a
+	// dashboard's body): a larger fleet graphs each series by SEARCH.
+	if len(gs) > dashboardPerGroupMax {
+		age = []awscloudwatch.IMetric{searchEach(metrics.KeyAge, "Maximum", "key age")}
+		latency = []awscloudwatch.IMetric{searchEach(metrics.RotationLatency, "p99", "latency")}
+		expiry = []awscloudwatch.IMetric{searchEach(metrics.MaterialSecondsToExpiry, "Minimum", "to expiry")}
+	}
 	graph := func(title string, left ...awscloudwatch.IMetric) awscloudwatch.IWidget {
 		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String(title), Left: &left, Width: jsii.Number(8)})
 	}
@@ -71,14 +91,28 @@ func newOperations(st awscdk.Stack, cp *ControlPlane, gs []groups.Group) {
 			TreatMissingData:   missing,
 		})
 	}
-	for _, g := range gs {
-		alarm("RotationFailures-"+g.Name, "keyferry: a rotation job of group "+g.Name+" failed",
-			metric(metrics.RotationsFailed, "Sum", map[string]*string{"Group": jsii.String(g.Name)}), 0,
-			awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, awscloudwatch.TreatMissingData_NOT_BREACHING)
-	}
 	alarm("NoAgentConnected", "keyferry: no on-premises agent connected", agents, 1, awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD, awscloudwatch.TreatMissingData_BREACHING)
 	alarm("TriggerDLQDepth", "keyferry: triggers are landing in the dead-letter queue", cp.DLQ.MetricApproximateNumberOfMessagesVisible(nil), 0,
 		awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, awscloudwatch.TreatMissingData_NOT_BREACHING)
+	for _, sc := range cp.groupScopes {
+		newGroupAlarms(sc.stack, sc.groups)
+	}
+}
+
+// newGroupAlarms makes each group's alarms in scope st: a failed rotation,
+// and material expiring within the group's re-import margin.
+func newGroupAlarms(st awscdk.Stack, gs []groups.Group) {
+	alarm := func(id, desc string, m awscloudwatch.IMetric, threshold float64, cmp awscloudwatch.ComparisonOperator) {
+		awscloudwatch.NewAlarm(st, jsii.String(id), &awscloudwatch.AlarmProps{
+			AlarmDescription: jsii.String(desc), Metric: m, Threshold: jsii.Number(threshold), EvaluationPeriods: jsii.Number(1),
+			ComparisonOperator: cmp, TreatMissingData: awscloudwatch.TreatMissingData_NOT_BREACHING,
+		})
+	}
+	for _, g := range gs {
+		alarm("RotationFailures-"+g.Name, "keyferry: a rotation job of group "+g.Name+" failed",
+			metric(metrics.RotationsFailed, "Sum", map[string]*string{"Group": jsii.String(g.Name)}), 0,
+			awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD)
+	}
 	for _, g := range gs {
 		if !g.MaterialExpires() {
 			continue
@@ -86,7 +120,7 @@ func newOperations(st awscdk.Stack, cp *ControlPlane, gs []groups.Group) {
 		margin := time.Duration(g.ReimportMargin).Seconds()
 		alarm("MaterialExpiring-"+g.Name, "keyferry: material of group "+g.Name+" expires within its re-import margin",
 			metric(metrics.MaterialSecondsToExpiry, "Minimum", map[string]*string{"Group": jsii.String(g.Name)}), margin,
-			awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD, awscloudwatch.TreatMissingData_NOT_BREACHING)
+			awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2authorizers"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
@@ -76,9 +77,13 @@ type ControlPlane struct {
 	API        awsapigatewayv2.WebSocketApi
 	SigningKey awskms.Key
 	DLQ        awssqs.Queue
-	stage      awsapigatewayv2.WebSocketStage
-	stageHTTPS *string
-	publicKey  *string
+	// SchedulerRole is every schedule's execution role.
+	SchedulerRole awsiam.Role
+	// groupScopes hold the per-group schedules and alarms (chunks.go).
+	groupScopes []groupScope
+	stage       awsapigatewayv2.WebSocketStage
+	stageHTTPS  *string
+	publicKey   *string
 }
 
 // NewControlPlane builds the stack.
@@ -134,8 +139,10 @@ func NewControlPlane(scope constructs.Construct, id string, p *Props) *ControlPl
 	newJobQueue(st, cp)
 	grantData(cp, names)
 	grantEngine(st, cp, groupsInTarget, p)
-	newManagedPolicies(st, cp, names)
-	newTriggers(st, cp, groupsInTarget)
+	newManagedPolicies(st, cp, names, groupsInTarget)
+	cp.SchedulerRole = newSchedulerRole(st)
+	cp.groupScopes = groupScopes(st, groupsInTarget)
+	newTriggers(st, cp)
 	newOperations(st, cp, groupsInTarget)
 	newOutputs(st, cp)
 	suppressFindings(st, cp, names)

@@ -17,10 +17,19 @@ import (
 const AlarmPrefix = "keyferry-"
 
 // newTriggers wires every way a rotation starts: one EventBridge Scheduler
-// schedule per group, the keepalive and sweeper schedules, CloudWatch alarms
+// schedule per group (in the group's scope: this stack or its nested
+// stack), all invoking as one SchedulerRole, the keepalive and sweeper schedules, CloudWatch alarms
 // (invoking the rotate function directly and through an EventBridge rule on
 // "CloudWatch Alarm State Change"), and KMS key-material events.
-func newTriggers(st awscdk.Stack, cp *ControlPlane, gs []groups.Group) {
+func newTriggers(st awscdk.Stack, cp *ControlPlane) {
+	for _, sc := range cp.groupScopes {
+		newGroupSchedules(sc.stack, cp, sc.groups)
+	}
+	newFixedTriggers(st, cp)
+}
+
+// newGroupSchedules makes one schedule per group in scope st.
+func newGroupSchedules(st awscdk.Stack, cp *ControlPlane, gs []groups.Group) {
 	rotate := cp.Functions[FnRotate]
 	for _, g := range gs {
 		tz := g.ScheduleTimezone
@@ -43,9 +52,16 @@ func newTriggers(st awscdk.Stack, cp *ControlPlane, gs []groups.Group) {
 				RetryAttempts:   jsii.Number(3),
 				MaxEventAge:     awscdk.Duration_Hours(jsii.Number(1)),
 				DeadLetterQueue: cp.DLQ,
+				Role:            cp.SchedulerRole,
 			}),
 		})
 	}
+}
+
+// newFixedTriggers: the keepalive and sweeper schedules, the alarm and KMS
+// event rules.
+func newFixedTriggers(st awscdk.Stack, cp *ControlPlane) {
+	rotate := cp.Functions[FnRotate]
 	for _, s := range []struct{ id, expr, task string }{
 		{"Keepalive", "rate(1 hour)", "keepalive"},
 		{"Sweeper", "rate(5 minutes)", "sweep"},
@@ -57,6 +73,7 @@ func newTriggers(st awscdk.Stack, cp *ControlPlane, gs []groups.Group) {
 				Input:           awsscheduler.ScheduleTargetInput_FromObject(map[string]any{"task": s.task}),
 				RetryAttempts:   jsii.Number(2),
 				DeadLetterQueue: cp.DLQ,
+				Role:            cp.SchedulerRole,
 			}),
 		})
 	}

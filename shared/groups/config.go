@@ -91,7 +91,15 @@ type ControlPlane struct {
 	SigningKeyAlias string `yaml:"signing_key_alias,omitempty"`
 }
 
-// HSMPool is a set of interchangeable agents in front of the same HSM keys.
+// HSMPool is one logical HSM: every agent of a pool reaches the same key
+// store (an HA group or cluster whose members share keys: a Luna HA group, a
+// CloudHSM cluster, a Futurex cluster, or one token that several agent hosts
+// open), so any agent of the pool can rewrap any key the pool generated, and
+// a key that one agent generated exists for all of them. Agents of one pool
+// may differ in capabilities (a newer firmware can do more key specs): the
+// engine sends a job only to a live agent of the group's pool whose hello
+// says it can do the job's key spec and wrapping, and among those to the one
+// with the fewest outstanding wrap requests (functions/engine/pool.go).
 type HSMPool struct {
 	Name   string  `yaml:"name,omitempty"`
 	Agents []Agent `yaml:"agents,omitempty"`
@@ -107,25 +115,28 @@ type Agent struct {
 
 // Group is one set of KMS keys rotated together with the same settings.
 type Group struct {
-	Name               string            `yaml:"name,omitempty"`
-	KeySpec            keyspec.Spec      `yaml:"key_spec,omitempty"`
-	KeyUsage           keyspec.Usage     `yaml:"key_usage,omitempty"`
-	Mode               Mode              `yaml:"mode,omitempty"`
-	Schedule           string            `yaml:"schedule,omitempty"`
-	ScheduleTimezone   string            `yaml:"schedule_timezone,omitempty"`
-	ScheduleWindow     string            `yaml:"schedule_window,omitempty"` // "off" or 1m-24h (ParseScheduleWindow)
-	Alias              string            `yaml:"alias,omitempty"`
-	Description        string            `yaml:"description,omitempty"`
-	UserTags           map[string]string `yaml:"tags,omitempty"`
-	PolicyFile         string            `yaml:"policy_file,omitempty"`
-	Account            string            `yaml:"account,omitempty"`
-	Region             string            `yaml:"region,omitempty"`
-	MaterialExpiration Expiration        `yaml:"material_expiration,omitempty"`
-	ReimportMargin     Duration          `yaml:"reimport_margin,omitempty"`
-	PreviousKey        PreviousKey       `yaml:"previous_key,omitempty"`
-	HSMPool            string            `yaml:"hsm_pool,omitempty"`
-	Wrapping           Wrapping          `yaml:"wrapping,omitempty"`
-	RotationCap        int               `yaml:"rotation_cap,omitempty"`
+	Name             string            `yaml:"name,omitempty"`
+	KeySpec          keyspec.Spec      `yaml:"key_spec,omitempty"`
+	KeyUsage         keyspec.Usage     `yaml:"key_usage,omitempty"`
+	Mode             Mode              `yaml:"mode,omitempty"`
+	Schedule         string            `yaml:"schedule,omitempty"`
+	ScheduleTimezone string            `yaml:"schedule_timezone,omitempty"`
+	ScheduleWindow   string            `yaml:"schedule_window,omitempty"` // "off" or 1m-24h (ParseScheduleWindow)
+	Alias            string            `yaml:"alias,omitempty"`
+	Description      string            `yaml:"description,omitempty"`
+	UserTags         map[string]string `yaml:"tags,omitempty"`
+	PolicyFile       string            `yaml:"policy_file,omitempty"`
+	Account          string            `yaml:"account,omitempty"`
+	Region           string            `yaml:"region,omitempty"`
+	// Replicas are the other Regions of the account that hold a replica of
+	// the group's multi-Region key (replicas.go); empty for single-Region.
+	Replicas           []string    `yaml:"replicas,omitempty"`
+	MaterialExpiration Expiration  `yaml:"material_expiration,omitempty"`
+	ReimportMargin     Duration    `yaml:"reimport_margin,omitempty"`
+	PreviousKey        PreviousKey `yaml:"previous_key,omitempty"`
+	HSMPool            string      `yaml:"hsm_pool,omitempty"`
+	Wrapping           Wrapping    `yaml:"wrapping,omitempty"`
+	RotationCap        int         `yaml:"rotation_cap,omitempty"`
 	// Alarms has no omitempty: an explicit empty list in a group overrides
 	// alarms inherited from defaults, and must survive a marshal round trip.
 	Alarms []Alarm `yaml:"alarms"`

@@ -263,6 +263,7 @@ func (v *groupValidator) run(pools map[string]bool, policies *policyReader) {
 	if err := names.CheckRegion(g.Region); err != nil {
 		v.addf("region", "%v", err)
 	}
+	v.checkReplicas(info)
 	v.checkExpiration()
 
 	if modeOK && g.Mode.CreatesKeys() {

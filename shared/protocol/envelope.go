@@ -36,17 +36,18 @@ const (
 	ActionWrapResult  Action = "wrap_result"
 	ActionError       Action = "error"
 	ActionHeartbeat   Action = "heartbeat"
+	ActionDraining    Action = "draining"
 )
 
 // Actions lists every known action.
 func Actions() []Action {
-	return []Action{ActionHello, ActionWrapRequest, ActionWrapResult, ActionError, ActionHeartbeat}
+	return []Action{ActionHello, ActionWrapRequest, ActionWrapResult, ActionError, ActionHeartbeat, ActionDraining}
 }
 
 // Known reports whether a is an action of this protocol version.
 func (a Action) Known() bool {
 	switch a {
-	case ActionHello, ActionWrapRequest, ActionWrapResult, ActionError, ActionHeartbeat:
+	case ActionHello, ActionWrapRequest, ActionWrapResult, ActionError, ActionHeartbeat, ActionDraining:
 		return true
 	}
 	return false

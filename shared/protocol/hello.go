@@ -37,8 +37,29 @@ type Hello struct {
 	IdentityPublicKey []byte       `json:"identity_public_key"`
 	Capabilities      []Capability `json:"capabilities"`
 	// Pending lists request ids the agent still owes results for.
-	Pending []string  `json:"pending,omitempty"`
-	SentAt  time.Time `json:"sent_at"`
+	Pending []string `json:"pending,omitempty"`
+	// HeartbeatSeconds is the agent's heartbeat interval: the control plane
+	// treats a connection silent for HeartbeatLapseFactor of them as gone
+	// (a partition without a FIN). Zero: DefaultHeartbeat.
+	HeartbeatSeconds int       `json:"heartbeat_seconds,omitempty"`
+	SentAt           time.Time `json:"sent_at"`
+}
+
+// Liveness: the agent's default heartbeat interval (agent/config's default)
+// and how many silent intervals make a connection lapsed.
+const (
+	DefaultHeartbeat     = 4 * time.Minute
+	HeartbeatLapseFactor = 3
+)
+
+// HeartbeatLapse is how long the connection that sent this hello may stay
+// silent before the control plane treats it as gone.
+func (m *Hello) HeartbeatLapse() time.Duration {
+	hb := DefaultHeartbeat
+	if m.HeartbeatSeconds > 0 {
+		hb = time.Duration(m.HeartbeatSeconds) * time.Second
+	}
+	return HeartbeatLapseFactor * hb
 }
 
 // Action implements message.
@@ -98,13 +119,11 @@ func (m Hello) validate() error {
 			}
 		}
 	}
-	if len(m.Pending) > MaxPending {
-		return invalid("pending", fmt.Sprintf("%d entries, limit %d", len(m.Pending), MaxPending))
+	if m.HeartbeatSeconds < 0 || time.Duration(m.HeartbeatSeconds)*time.Second > 10*time.Minute {
+		return invalid("heartbeat_seconds", fmt.Sprintf("%d is outside 0..600 (API Gateway's idle timeout)", m.HeartbeatSeconds))
 	}
-	for i, p := range m.Pending {
-		if err := checkText(fmt.Sprintf("pending[%d]", i), p); err != nil {
-			return err
-		}
+	if err := checkPending(m.Pending); err != nil {
+		return err
 	}
 	return checkTime("sent_at", m.SentAt)
 }
@@ -155,4 +174,18 @@ func OpenHello(env *Envelope, v *Verifier, now time.Time, skew time.Duration) (*
 	}
 	m.SentAt = m.SentAt.UTC()
 	return &m, nil
+}
+
+// checkPending checks a list of request ids an agent still holds (hello's
+// and draining's pending).
+func checkPending(ids []string) error {
+	if len(ids) > MaxPending {
+		return invalid("pending", fmt.Sprintf("%d entries, limit %d", len(ids), MaxPending))
+	}
+	for i, p := range ids {
+		if err := checkText(fmt.Sprintf("pending[%d]", i), p); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -58,9 +58,19 @@ func (p *Peer) PublicKeyPEM() string {
 
 // Hello returns a sealed hello with the HSM's probed capabilities.
 func (p *Peer) Hello(ctx context.Context) ([]byte, error) {
-	caps, err := p.HSM.Capabilities(ctx)
+	h, err := p.HelloMessage(ctx)
 	if err != nil {
 		return nil, err
+	}
+	return protocol.Seal(ctx, p.Identity, p.ID, protocol.ActionHello, h)
+}
+
+// HelloMessage is the hello Hello seals, for a test that changes it (its
+// pending requests, pool, identity key) or seals it with another key.
+func (p *Peer) HelloMessage(ctx context.Context) (protocol.Hello, error) {
+	caps, err := p.HSM.Capabilities(ctx)
+	if err != nil {
+		return protocol.Hello{}, err
 	}
 	h := protocol.Hello{AgentID: p.ID, Version: "agentpeer", HSMPool: p.Pool, IdentityPublicKey: p.Identity.PublicDER(), SentAt: p.now()}
 	for _, c := range caps {
@@ -69,7 +79,7 @@ func (p *Peer) Hello(ctx context.Context) ([]byte, error) {
 		}
 		h.Capabilities = append(h.Capabilities, protocol.Capability{KeySpec: c.KeySpec, Algorithms: c.Algorithms, WrappingKeySpecs: c.WrappingKeySpecs})
 	}
-	return protocol.Seal(ctx, p.Identity, p.ID, protocol.ActionHello, h)
+	return h, nil
 }
 
 // Answer handles one wrap_request message and returns the sealed wrap_result.
@@ -139,6 +149,8 @@ type Loopback struct {
 	gone  map[string]bool
 	// Posted counts every post, delivered or gone.
 	Posted int
+	// Deleted lists the connections DeleteConnection closed.
+	Deleted []string
 }
 
 // NewLoopback returns an empty loopback.
@@ -162,6 +174,20 @@ func (l *Loopback) PostToConnection(ctx context.Context, in *apigatewaymanagemen
 	}
 	l.queue = append(l.queue, Message{ConnectionID: id, Data: append([]byte(nil), in.Data...)})
 	return &apigatewaymanagementapi.PostToConnectionOutput{}, nil
+}
+
+// DeleteConnection closes connection id (later posts answer
+// GoneException) and records it in Deleted.
+func (l *Loopback) DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	id := aws.ToString(in.ConnectionId)
+	if l.gone[id] {
+		return nil, &apigwtypes.GoneException{Message: aws.String("connection " + id + " is gone")}
+	}
+	l.gone[id] = true
+	l.Deleted = append(l.Deleted, id)
+	return &apigatewaymanagementapi.DeleteConnectionOutput{}, nil
 }
 
 // Take removes and returns the queued messages.

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -16,7 +17,9 @@ type JobGetter func(ctx context.Context, id string) (*store.Job, error)
 // FleetResult is one fleet rotation.
 type FleetResult struct {
 	Samples []Sample
-	// Elapsed runs from the first trigger to the last job's final update.
+	// Elapsed runs from Start, the first trigger, to the last job's final
+	// update.
+	Start   time.Time
 	Elapsed time.Duration
 }
 
@@ -75,12 +78,18 @@ func Fleet(ctx context.Context, r Rotator, get JobGetter, groups []string, tag s
 			j, err := get(ctx, s.JobID)
 			if err != nil || !terminal(j.State) {
 				if j != nil {
-					s.Mode, s.Reason, s.pending = j.Mode, j.Reason, j.State
+					s.Mode, s.Reason, s.pending = string(j.Mode), j.Reason, j.State
 				}
 				open++
 				continue
 			}
-			s.Mode, s.State, s.Reason, s.Latency = j.Mode, j.State, j.Reason, j.UpdatedAt.Sub(start)
+			s.Mode, s.State, s.Reason, s.Latency = string(j.Mode), j.State, j.Reason, j.UpdatedAt.Sub(start)
+			for _, h := range j.History {
+				if h.To == store.StateParams {
+					s.ParamsAt = h.At
+					break
+				}
+			}
 			if j.UpdatedAt.After(last) {
 				last = j.UpdatedAt
 			}
@@ -104,7 +113,53 @@ func Fleet(ctx context.Context, r Rotator, get JobGetter, groups []string, tag s
 	if last.IsZero() {
 		last = time.Now()
 	}
-	return FleetResult{Samples: samples, Elapsed: last.Sub(start)}
+	return FleetResult{Samples: samples, Start: start, Elapsed: last.Sub(start)}
+}
+
+// QuotaTimeline splits a fleet's elapsed time by what the binding quota
+// (GetParametersForImport, one call per rotation) was doing: the lead-in
+// before the first call, the calls at the paced interval, the time the
+// quota sat idle beyond that interval (no job was ready for its slot), and
+// the tail after the last call. Lead + Paced + Idle + Tail = Elapsed.
+type QuotaTimeline struct {
+	Calls                   int
+	Lead, Paced, Idle, Tail time.Duration
+	// LongestIdle is the largest single gap beyond the interval, and
+	// LongestIdleAt when it began (from the fleet's start).
+	LongestIdle, LongestIdleAt time.Duration
+}
+
+// Timeline computes the QuotaTimeline of a fleet run whose jobs were paced
+// at interval.
+func (fr FleetResult) Timeline(interval time.Duration) QuotaTimeline {
+	var at []time.Time
+	for _, s := range fr.Samples {
+		if !s.ParamsAt.IsZero() {
+			at = append(at, s.ParamsAt)
+		}
+	}
+	var t QuotaTimeline
+	if len(at) == 0 {
+		t.Tail = fr.Elapsed
+		return t
+	}
+	sort.Slice(at, func(i, j int) bool { return at[i].Before(at[j]) })
+	t.Calls = len(at)
+	t.Lead = at[0].Sub(fr.Start)
+	for i := 1; i < len(at); i++ {
+		gap := at[i].Sub(at[i-1])
+		if gap <= interval {
+			t.Paced += gap
+			continue
+		}
+		t.Paced += interval
+		t.Idle += gap - interval
+		if gap-interval > t.LongestIdle {
+			t.LongestIdle, t.LongestIdleAt = gap-interval, at[i-1].Sub(fr.Start)
+		}
+	}
+	t.Tail = fr.Elapsed - t.Lead - t.Paced - t.Idle
+	return t
 }
 
 func terminal(st store.State) bool {

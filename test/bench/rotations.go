@@ -26,6 +26,9 @@ type Sample struct {
 	Reason  string
 	Latency time.Duration // trigger call -> the job's last update
 	Err     error
+	// ParamsAt is when the job first reached PARAMS: its
+	// GetParametersForImport, the fleet's binding quota, had answered.
+	ParamsAt time.Time
 
 	pending store.State // last non-terminal state seen (Fleet)
 }
@@ -68,7 +71,7 @@ func rotateOne(ctx context.Context, r Rotator, group, tag string, timeout time.D
 	s.JobID = res.JobID
 	j, err := r.WaitJob(ctx, res.JobID, timeout)
 	if j != nil {
-		s.Mode, s.State, s.Reason = j.Mode, j.State, j.Reason
+		s.Mode, s.State, s.Reason = string(j.Mode), j.State, j.Reason
 		s.Latency = j.UpdatedAt.Sub(start)
 	}
 	if err != nil {

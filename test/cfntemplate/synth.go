@@ -19,6 +19,12 @@ type SynthOptions struct {
 	LambdaAssets string
 	// OutDir receives the cloud assembly (as `cdk synth -o`).
 	OutDir string
+	// CacheDir, when set, keeps assemblies by the hash of their inputs
+	// (synthcache.go) and answers an unchanged synth from there.
+	CacheDir string
+	// CacheNormalize maps the groups file's bytes to what the cache key is
+	// computed from (nil: the bytes as they are).
+	CacheNormalize func([]byte) []byte
 }
 
 // Synth runs the CDK app the way `cdk synth` does (`go run ./infra` with
@@ -42,6 +48,19 @@ func Synth(ctx context.Context, o SynthOptions) (*Template, error) {
 	if err != nil {
 		return nil, err
 	}
+	var key string
+	if o.CacheDir != "" {
+		if key, err = synthKey(ctx, o); err != nil {
+			return nil, fmt.Errorf("cfntemplate: synth cache key: %w", err)
+		}
+		hit, err := fromCache(o, key)
+		if err != nil {
+			return nil, fmt.Errorf("cfntemplate: synth cache %s: %w", o.CacheDir, err)
+		}
+		if hit {
+			return LoadStack(o.OutDir, "")
+		}
+	}
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cfntemplate: synth: %w", err)
 	}
@@ -51,5 +70,11 @@ func Synth(ctx context.Context, o SynthOptions) (*Template, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("cfntemplate: synth %s: %w: %s", o.GroupsFile, err, out)
 	}
-	return LoadStack(o.OutDir, "")
+	t, err := LoadStack(o.OutDir, "")
+	if err == nil && key != "" {
+		if err := toCache(o, key); err != nil {
+			return nil, fmt.Errorf("cfntemplate: synth cache %s: %w", o.CacheDir, err)
+		}
+	}
+	return t, err
 }

@@ -40,7 +40,7 @@ type Template struct {
 	Resources  map[string]*Resource
 }
 
-// Load reads a template file.
+// Load reads a template file, with its nested stacks merged in (nested.go).
 func Load(path string) (*Template, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -70,7 +70,11 @@ func Load(path string) (*Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cfntemplate: %w", err)
 	}
-	return &Template{Path: abs, Dir: filepath.Dir(abs), Parameters: doc.Parameters, Outputs: doc.Outputs, Resources: doc.Resources}, nil
+	t := &Template{Path: abs, Dir: filepath.Dir(abs), Parameters: doc.Parameters, Outputs: doc.Outputs, Resources: doc.Resources}
+	if err := t.mergeNested(); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // LoadStack reads <cdkOut>/<stack>.template.json; with stack empty, the
@@ -79,7 +83,13 @@ func LoadStack(cdkOut, stack string) (*Template, error) {
 	if stack != "" {
 		return Load(filepath.Join(cdkOut, stack+".template.json"))
 	}
-	m, _ := filepath.Glob(filepath.Join(cdkOut, "*.template.json"))
+	all, _ := filepath.Glob(filepath.Join(cdkOut, "*.template.json"))
+	var m []string
+	for _, p := range all {
+		if !strings.HasSuffix(p, NestedSuffix) { // part of its parent's view
+			m = append(m, p)
+		}
+	}
 	switch len(m) {
 	case 0:
 		return nil, fmt.Errorf("cfntemplate: no *.template.json in %s (run `make synth`)", cdkOut)

@@ -34,6 +34,9 @@ type Schedule struct {
 
 	TargetArn       any
 	TargetLogicalID string
+	// RoleLogicalID is the execution role Scheduler assumes to invoke the
+	// target (Target.RoleArn's resource; empty when not a reference).
+	RoleLogicalID string
 	// Input is the target's Input exactly as the template gives it (the
 	// bytes the target receives); HasInput false when the template sets none.
 	Input    string
@@ -73,6 +76,9 @@ func (t *Template) Schedules() ([]Schedule, error) {
 			return nil, fmt.Errorf("cfntemplate: schedule %s in %s has no Target.Arn", r.LogicalID, t.Path)
 		}
 		s.TargetArn, s.TargetLogicalID = tg["Arn"], refTarget(tg["Arn"])
+		if tg["RoleArn"] != nil {
+			s.RoleLogicalID = refTarget(tg["RoleArn"])
+		}
 		if in, ok := tg["Input"]; ok {
 			v, isStr := in.(string)
 			if !isStr {

@@ -18,7 +18,7 @@ import (
 var motoURL string
 
 func TestMain(m *testing.M) {
-	srv, err := motoserver.Start(context.Background())
+	srv, err := motoserver.StartSerialized(context.Background())
 	if err != nil {
 		// moto_server is installed by make deps; its absence is a failure.
 		println("ddbfault tests:", err.Error())

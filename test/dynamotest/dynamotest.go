@@ -30,7 +30,7 @@ var (
 // server. Call it from TestMain:
 // `func TestMain(m *testing.M) { os.Exit(dynamotest.Main(m)) }`.
 func Main(m *testing.M) int {
-	srv, err := motoserver.Start(context.Background())
+	srv, err := motoserver.StartSerialized(context.Background())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "dynamotest: %v\n", err)
 		return 1

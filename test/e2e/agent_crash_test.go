@@ -49,9 +49,11 @@ func TestAgentKilledMidRotation(t *testing.T) {
 	}
 	waitConnections(t, s, 0)
 
-	j, err := s.Deps.Store.GetJob(testCtx(t), r.JobID)
-	if err != nil || j.State != store.StateRequested || !j.NewKey {
-		t.Fatalf("job after the crash: %+v %v", j, err)
+	// The connection's close hands the outstanding request back (PARAMS:
+	// the job waits for a live agent of the pool; none is left here).
+	j := reachState(t, s, r.JobID, store.StateParams)
+	if !j.NewKey {
+		t.Fatalf("job after the crash: %+v", j)
 	}
 	if st := describe(t, s, j.KeyARN).KeyState; st != kmstypes.KeyStatePendingImport {
 		t.Errorf("the job's new key is %s, want PendingImport", st)
@@ -65,8 +67,8 @@ func TestAgentKilledMidRotation(t *testing.T) {
 		t.Errorf("sweep before the deadline: %+v", res)
 	}
 
-	// The restarted agent's hello does not list the lost request: the
-	// engine asks again at once, without waiting for the sweeper.
+	// The restarted agent's hello makes it the pool's live agent: the
+	// engine asks it at once, without waiting for the sweeper.
 	if err := s.StartAgent(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +77,13 @@ func TestAgentKilledMidRotation(t *testing.T) {
 	if done.KeyARN != j.KeyARN || done.Attempts != 0 {
 		t.Errorf("job finished on %s after %d sweeper attempts, want %s after none", done.KeyARN, done.Attempts, j.KeyARN)
 	}
-	reasked := false
+	handedBack, reasked := false, false
 	for _, h := range done.History {
-		reasked = reasked || strings.Contains(h.Note, "reconnected without request")
+		handedBack = handedBack || strings.Contains(h.Note, "connection closed with request")
+		reasked = reasked || (handedBack && h.To == store.StateRequested)
 	}
-	if !reasked {
-		t.Errorf("history does not show the re-ask on reconnect: %+v", done.History)
+	if !handedBack || !reasked {
+		t.Errorf("history does not show the hand-back on close and the new request on reconnect: %+v", done.History)
 	}
 	if arn := aws.ToString(describe(t, s, g.Alias).Arn); arn != done.KeyARN {
 		t.Errorf("alias -> %s, want the job's key %s", arn, done.KeyARN)

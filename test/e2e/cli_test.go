@@ -95,19 +95,30 @@ func TestAWSCLIUsesTheAliases(t *testing.T) {
 	}
 
 	for _, c := range []struct{ alias, alg, digest string }{
-		{"alias/token-signing", "ECDSA_SHA_384", "-sha384"},
-		{"alias/ledger-signing", "ECDSA_SHA_256", "-sha256"},
+		{"alias/token-signing", "ECDSA_SHA_256", "-sha256"},
+		{"alias/document-signing", "ECDSA_SHA_512", "-sha512"},
+		{"alias/ledger-signing", "RSASSA_PSS_SHA_256", "-sha256"},
 	} {
 		sig := cliValue(t, s, "Signature", "sign", "--key-id", c.alias, "--message", "fileb://"+msgFile, "--message-type", "RAW", "--signing-algorithm", c.alg)
 		sigFile := writeFile(t, "sig", unb64(t, sig))
 		der := unb64(t, cliValue(t, s, "PublicKey", "get-public-key", "--key-id", c.alias))
 		pubFile := writeFile(t, "pub.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-		out, err := exec.Command("openssl", "dgst", c.digest, "-verify", pubFile, "-signature", sigFile, msgFile).CombinedOutput()
+		// KMS's RSASSA_PSS uses MGF1 with the message digest and a salt as
+		// long as the digest.
+		pss := []string{}
+		if strings.HasPrefix(c.alg, "RSASSA_PSS") {
+			pss = []string{"-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"}
+		}
+		verify := func(file string) ([]byte, error) {
+			args := append(append([]string{"dgst", c.digest, "-verify", pubFile}, pss...), "-signature", sigFile, file)
+			return exec.Command("openssl", args...).CombinedOutput()
+		}
+		out, err := verify(msgFile)
 		if err != nil || !strings.Contains(string(out), "Verified OK") {
 			t.Errorf("%s: openssl verify of the KMS signature: %v: %s", c.alias, err, out)
 		}
 		tampered := writeFile(t, "tampered", append([]byte("x"), msg...))
-		if out, err := exec.Command("openssl", "dgst", c.digest, "-verify", pubFile, "-signature", sigFile, tampered).CombinedOutput(); err == nil {
+		if out, err := verify(tampered); err == nil {
 			t.Errorf("%s: openssl accepted the signature over another message: %s", c.alias, out)
 		}
 	}

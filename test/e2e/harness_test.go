@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +37,8 @@ const (
 	// engine's clock (keepalive weeks ahead, request expiry), which a
 	// bootstrap process cannot share.
 	kindClock = "clock"
+	// kindPool: two agents in the sandbox pool (pool_test.go).
+	kindPool = "pool"
 )
 
 var (
@@ -46,6 +49,8 @@ var (
 	sbKind    string
 	sbClock   *shiftClock
 	sbRotated bool // every group of sbCur has been rotated at least once
+	// sbPoolAgent is the second agent of a kindPool sandbox.
+	sbPoolAgent *sandbox.PoolAgent
 )
 
 func TestMain(m *testing.M) {
@@ -76,6 +81,10 @@ func run(m *testing.M) int {
 
 func closeSandbox() {
 	if sbCur != nil {
+		if sbPoolAgent != nil {
+			sbPoolAgent.Signal(syscall.SIGKILL)
+			sbPoolAgent = nil
+		}
 		sbCur.Close()
 		sbCur, sbKind, sbClock, sbRotated = nil, "", nil, false
 		// Start exported the closed sandbox's KMS endpoint, and reads
@@ -136,6 +145,8 @@ func useSandbox(t *testing.T, kind string) (*sandbox.Sandbox, *shiftClock) {
 		AgentBinary: agentBinary,
 		JobTimeout:  jobTimeout,
 		RequestTTL:  requestTTL,
+		// Multi-Region tests fail one Region's KMS (regions_test.go).
+		KMSRegionFault: regionFaultHook,
 	})
 	if err != nil {
 		t.Fatalf("start sandbox: %v", err)

@@ -1,3 +1,5 @@
+//go:build keyferrytest
+
 package e2e
 
 import (
@@ -15,7 +17,8 @@ import (
 	"github.com/keyferry/keyferry/functions/store"
 )
 
-// TestKeepaliveReimportsBeforeExpiry: payments-data's material expires
+// TestKeepaliveReimportsBeforeExpiry (-tags keyferrytest: it uses the
+// engine's test seam, Engine.AfterStep): payments-data's material expires
 // after 30 days (re-import margin 7 days). With the KMS and control-plane
 // clocks moved 23 days and 1 hour ahead, the keepalive function starts a
 // re-import of every generation (in place: two materials on one key), each

@@ -14,7 +14,8 @@ import (
 
 // TestSandboxOnceJSON: `sandbox --once --json` (the binary, run as its own
 // process with a clean environment) exits 0 and prints every sample group
-// verified with the keys the issue names, and the endpoints.
+// verified with the keys the issue names, and the endpoints; the
+// multi-Region group lists its replica, verified.
 func TestSandboxOnceJSON(t *testing.T) {
 	root, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
@@ -60,7 +61,11 @@ func TestSandboxOnceJSON(t *testing.T) {
 	want := map[string]string{
 		"payments-data": "in-place", "archive-data": "alias-swap", "webhook-mac": "alias-swap",
 		"token-signing": "alias-swap", "ledger-signing": "alias-swap",
+		"document-signing": "alias-swap", "backup-encryption": "alias-swap", "global-data": "alias-swap",
 	}
+	// The multi-Region group's replica Regions (the sample's one: primary
+	// us-east-1, replica eu-west-1).
+	replicas := map[string][]string{"global-data": {"eu-west-1"}}
 	if len(doc.Groups) != len(want) {
 		t.Fatalf("%d groups, want %d:\n%s", len(doc.Groups), len(want), stdout.String())
 	}
@@ -84,6 +89,22 @@ func TestSandboxOnceJSON(t *testing.T) {
 		}
 		if !verified || state != "SUCCEEDED" || gens != 1 || !strings.HasPrefix(arn, "arn:aws:kms:") {
 			t.Errorf("group %s: verified=%v state=%s generations=%d key_arn=%q", name, verified, state, gens, arn)
+		}
+		var reps []struct {
+			Region   string `json:"region"`
+			KeyARN   string `json:"key_arn"`
+			Verified bool   `json:"verified"`
+		}
+		json.Unmarshal(g["replicas"], &reps)
+		if len(reps) != len(replicas[name]) {
+			t.Errorf("group %s: replicas %s, want %v", name, g["replicas"], replicas[name])
+		}
+		for i, r := range reps {
+			id := arn[strings.LastIndex(arn, "/")+1:]
+			if i < len(replicas[name]) && (r.Region != replicas[name][i] || !r.Verified || !strings.HasPrefix(id, "mrk-") ||
+				r.KeyARN != "arn:aws:kms:"+r.Region+":111122223333:key/"+id) {
+				t.Errorf("group %s: replica %+v, want %s verified with the primary's key id %s", name, r, replicas[name][i], id)
+			}
 		}
 	}
 }

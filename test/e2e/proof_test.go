@@ -23,6 +23,7 @@ type proof struct {
 	family  keyspec.Family
 	signAlg kmstypes.SigningAlgorithmSpec
 	macAlg  kmstypes.MacAlgorithmSpec
+	encAlg  kmstypes.EncryptionAlgorithmSpec // asymmetric ENCRYPT_DECRYPT keys
 }
 
 func signingAlgorithm(spec keyspec.Spec) kmstypes.SigningAlgorithmSpec {
@@ -58,6 +59,22 @@ func makeProof(t *testing.T, s *sandbox.Sandbox, g *groups.Group) proof {
 			t.Fatalf("GenerateMac %s: %v", g.Alias, err)
 		}
 		p.blob = out.Mac
+	case keyspec.FamilyRSA:
+		if g.KeyUsage != keyspec.EncryptDecrypt {
+			p.signAlg = signingAlgorithm(g.KeySpec)
+			out, err := s.KMS.Sign(ctx, &kms.SignInput{KeyId: aws.String(g.Alias), Message: p.message, MessageType: kmstypes.MessageTypeRaw, SigningAlgorithm: p.signAlg})
+			if err != nil {
+				t.Fatalf("Sign %s: %v", g.Alias, err)
+			}
+			p.blob = out.Signature
+			break
+		}
+		p.encAlg = kmstypes.EncryptionAlgorithmSpecRsaesOaepSha256
+		out, err := s.KMS.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(g.Alias), Plaintext: p.message, EncryptionAlgorithm: p.encAlg})
+		if err != nil {
+			t.Fatalf("Encrypt %s: %v", g.Alias, err)
+		}
+		p.blob = out.CiphertextBlob
 	default:
 		p.signAlg = signingAlgorithm(g.KeySpec)
 		out, err := s.KMS.Sign(ctx, &kms.SignInput{KeyId: aws.String(g.Alias), Message: p.message, MessageType: kmstypes.MessageTypeRaw, SigningAlgorithm: p.signAlg})
@@ -91,14 +108,32 @@ func (p proof) check(t *testing.T, s *sandbox.Sandbox) error {
 		if !out.MacValid {
 			t.Errorf("%s: MAC made before no longer verifies under %s", p.group, p.keyARN)
 		}
-	default:
-		out, err := s.KMS.Verify(ctx, &kms.VerifyInput{KeyId: aws.String(p.keyARN), Message: p.message, MessageType: kmstypes.MessageTypeRaw, Signature: p.blob, SigningAlgorithm: p.signAlg})
+	case keyspec.FamilyRSA:
+		if p.encAlg == "" {
+			return p.verify(t, s)
+		}
+		out, err := s.KMS.Decrypt(ctx, &kms.DecryptInput{KeyId: aws.String(p.keyARN), CiphertextBlob: p.blob, EncryptionAlgorithm: p.encAlg})
 		if err != nil {
 			return err
 		}
-		if !out.SignatureValid {
-			t.Errorf("%s: signature made before no longer verifies under %s", p.group, p.keyARN)
+		if string(out.Plaintext) != string(p.message) {
+			t.Errorf("%s: RSA Decrypt under %s gave %q, want %q", p.group, p.keyARN, out.Plaintext, p.message)
 		}
+	default:
+		return p.verify(t, s)
+	}
+	return nil
+}
+
+// verify checks a signature proof with KMS Verify.
+func (p proof) verify(t *testing.T, s *sandbox.Sandbox) error {
+	t.Helper()
+	out, err := s.KMS.Verify(testCtx(t), &kms.VerifyInput{KeyId: aws.String(p.keyARN), Message: p.message, MessageType: kmstypes.MessageTypeRaw, Signature: p.blob, SigningAlgorithm: p.signAlg})
+	if err != nil {
+		return err
+	}
+	if !out.SignatureValid {
+		t.Errorf("%s: signature made before no longer verifies under %s", p.group, p.keyARN)
 	}
 	return nil
 }

@@ -105,6 +105,9 @@ func Start(ctx context.Context, m Mapping, c Clients) (*Poller, error) {
 // maxPollers is how many receivers run (each takes up to ten messages).
 const maxPollers = 3
 
+// emptyPollWait is how long a receiver waits after an empty short poll.
+const emptyPollWait = 50 * time.Millisecond
+
 // Close stops polling and waits for every invocation in flight.
 func (p *Poller) Close() {
 	p.stop()
@@ -128,9 +131,11 @@ func (p *Poller) poll(ctx context.Context) {
 			return
 		}
 		out, err := p.c.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl:                    aws.String(p.m.QueueURL),
-			MaxNumberOfMessages:         10,
-			WaitTimeSeconds:             1,
+			QueueUrl:            aws.String(p.m.QueueURL),
+			MaxNumberOfMessages: 10,
+			// Short polls: the sandbox's SQS is a serialized moto_server
+			// (test/motoserver), which a long poll would hold for its wait.
+			WaitTimeSeconds:             0,
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
 			MessageAttributeNames:       []string{"All"},
 		})
@@ -139,6 +144,8 @@ func (p *Poller) poll(ctx context.Context) {
 			if err != nil && ctx.Err() == nil {
 				p.c.Log.WarnContext(ctx, "esm: ReceiveMessage", "queue", p.m.QueueURL, "error", err.Error())
 				sleep(ctx, 200*time.Millisecond)
+			} else {
+				sleep(ctx, emptyPollWait)
 			}
 			continue
 		}

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -125,7 +127,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.class.Deny(w, "The security token included in the request is invalid.")
 		return
 	}
-	calls, err := g.class.Classify(r.Context(), target, body)
+	calls, err := g.class.Classify(withRequestRegion(r.Context(), RegionOf(r)), target, body)
 	if err != nil {
 		g.log.Warn("iam: cannot classify request", "service", g.Service, "target", target, "err", err)
 		g.class.Deny(w, fmt.Sprintf("User: %s is not authorized: %v", p.ARN, err))
@@ -166,12 +168,15 @@ func opName(target string) string {
 	return target
 }
 
-// jsonDeny writes an awsJson error.
+// jsonDeny writes an awsJson error, with the X-Amz-Crc32 of its body that
+// DynamoDB sends and its SDK client checks (the others ignore it).
 func jsonDeny(w http.ResponseWriter, contentType, typ, message string) {
+	body, _ := json.Marshal(map[string]string{"__type": typ, "message": message})
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("X-Amzn-ErrorType", typ)
+	w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10))
 	w.WriteHeader(http.StatusBadRequest)
-	json.NewEncoder(w).Encode(map[string]string{"__type": typ, "message": message})
+	w.Write(body)
 }
 
 // ErrUnclassified is a request a classifier cannot read.

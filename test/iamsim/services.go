@@ -26,7 +26,7 @@ var kmsNoKey = map[string]bool{"CreateKey": true, "ListKeys": true, "ListAliases
 	"CreateCustomKeyStore": true, "DescribeCustomKeyStores": true, "ListRetirableGrants": true}
 
 // Classify implements Classifier.
-func (k *KMS) Classify(_ context.Context, target string, body []byte) ([]Call, error) {
+func (k *KMS) Classify(cctx context.Context, target string, body []byte) ([]Call, error) {
 	op := opName(target)
 	if !strings.HasPrefix(target, "TrentService.") || op == "" {
 		return nil, fmt.Errorf("%w: X-Amz-Target %q", ErrUnclassified, target)
@@ -36,6 +36,7 @@ func (k *KMS) Classify(_ context.Context, target string, body []byte) ([]Call, e
 		return nil, fmt.Errorf("%w: kms %s body: %v", ErrUnclassified, op, err)
 	}
 	action := "kms:" + op
+	region := requestRegion(cctx, k.Region)
 	ctx := map[string]any{"kms:CallerAccount": k.Account}
 	str := func(name string) string { s, _ := req[name].(string); return s }
 	setIf := func(key, v string) {
@@ -79,7 +80,7 @@ func (k *KMS) Classify(_ context.Context, target string, body []byte) ([]Call, e
 	if op == "DeleteAlias" {
 		keyID = str("AliasName")
 	}
-	facts, ok := k.Keys(keyID)
+	facts, ok := k.Keys(k.inRegion(region, keyID))
 	if !ok {
 		// The service answers NotFound; IAM has nothing to add.
 		return nil, nil
@@ -106,6 +107,8 @@ func (k *KMS) Classify(_ context.Context, target string, body []byte) ([]Call, e
 		setIf("kms:MacAlgorithm", str("MacAlgorithm"))
 	case "TagResource":
 		requestTags("Tags", "TagKey", "TagValue")
+	case "ReplicateKey":
+		return k.replicateKey(req, facts, ctx)
 	case "ScheduleKeyDeletion":
 		if d, ok := req["PendingWindowInDays"].(float64); ok {
 			ctx["kms:ScheduleKeyDeletionPendingWindowInDays"] = strconv.Itoa(int(d))
@@ -119,16 +122,16 @@ func (k *KMS) Classify(_ context.Context, target string, body []byte) ([]Call, e
 	switch op {
 	case "CreateAlias", "UpdateAlias", "DeleteAlias":
 		// An alias operation needs the permission on the alias too.
-		calls = append(calls, Call{Action: action, Resource: k.aliasARN(str("AliasName")), Context: map[string]any{"kms:CallerAccount": k.Account}})
+		calls = append(calls, Call{Action: action, Resource: k.aliasARN(region, str("AliasName")), Context: map[string]any{"kms:CallerAccount": k.Account}})
 	}
 	return calls, nil
 }
 
-func (k *KMS) aliasARN(name string) string {
+func (k *KMS) aliasARN(region, name string) string {
 	if strings.HasPrefix(name, "arn:") {
 		return name
 	}
-	return "arn:aws:kms:" + k.Region + ":" + k.Account + ":" + name
+	return "arn:aws:kms:" + region + ":" + k.Account + ":" + name
 }
 
 // Deny implements Classifier.

@@ -250,7 +250,7 @@ func (s *Server) decryptBlob(keyID string, blob []byte, ctx map[string]string, a
 		return nil, nil, "", "", errf(errInvalidUsage, "%s cannot decrypt SYMMETRIC_DEFAULT ciphertext", k.arn)
 	}
 	m := k.materialByID(hmat)
-	if m == nil || m.state == matPendingRotation {
+	if m == nil || pendingState(m.state) {
 		return nil, nil, "", "", errf(errInvalidCipher, "The ciphertext names key material that is not associated with %s", k.arn)
 	}
 	if !m.imported {

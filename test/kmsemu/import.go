@@ -194,6 +194,29 @@ func (s *Server) importKeyMaterial(now time.Time, body []byte) (any, *Error) {
 			importType = "NEW_KEY_MATERIAL"
 		}
 	}
+	if k.isReplica(s.opts.Region) {
+		// A replica takes only material of its primary (regions.go).
+		if req.ImportType == "NEW_KEY_MATERIAL" {
+			clear(raw)
+			return nil, errf(errUnsupported, "%s is a multi-Region replica key: new key material cannot be imported into it directly; import it into the primary key in %s with ImportType NEW_KEY_MATERIAL, then here with EXISTING_KEY_MATERIAL", k.arn, k.mr.primary)
+		}
+		if k.materialByID(id) == nil {
+			var pm *material
+			if p := k.primaryOf(); p != nil {
+				pm = p.materialByID(id)
+			}
+			if pm == nil || (req.KeyMaterialId != "" && req.KeyMaterialId != id) {
+				clear(raw)
+				return nil, errf(errIncorrectMat, "The key material is not key material of the multi-Region primary key of %s; import the same key material as the primary key in %s", k.arn, k.mr.primary)
+			}
+			m := &material{id: id, state: pm.state, associated: now}
+			set(m)
+			k.materials = append(k.materials, m)
+			k.mr.settlePending()
+			return map[string]any{"KeyId": k.arn, "KeyMaterialId": id}, nil
+		}
+		importType = "EXISTING_KEY_MATERIAL"
+	}
 	if importType == "NEW_KEY_MATERIAL" {
 		if len(k.materials) == 0 {
 			m := &material{id: id, state: matCurrent, associated: now}
@@ -219,6 +242,9 @@ func (s *Server) importKeyMaterial(now time.Time, body []byte) (any, *Error) {
 		m := &material{id: id, state: matPendingRotation, associated: now}
 		set(m)
 		k.materials = append(k.materials, m)
+		if k.mr != nil {
+			k.mr.settlePending() // PENDING_MULTI_REGION_IMPORT_AND_ROTATION while a replica lacks it
+		}
 		return map[string]any{"KeyId": k.arn, "KeyMaterialId": id}, nil
 	}
 	// EXISTING_KEY_MATERIAL: the same bytes as an associated material.
@@ -247,6 +273,9 @@ func (s *Server) importKeyMaterial(now time.Time, body []byte) (any, *Error) {
 		return nil, errf(errIncorrectMat, "The key material does not match the key material previously imported into %s", k.arn)
 	}
 	set(target)
+	if k.mr != nil {
+		k.mr.settlePending()
+	}
 	return map[string]any{"KeyId": k.arn, "KeyMaterialId": target.id}, nil
 }
 
@@ -279,14 +308,18 @@ func (s *Server) deleteImportedKeyMaterial(_ time.Time, body []byte) (any, *Erro
 	} else if m = k.current(); m == nil {
 		return nil, errf(errInvalidState, "%s has no imported key material", k.arn)
 	}
-	if m.state == matPendingRotation {
+	if pendingState(m.state) {
 		if !k.rotationStart.IsZero() {
 			return nil, errf(errConflict, "%s is being rotated", k.arn)
 		}
-		for i, x := range k.materials {
-			if x == m {
-				k.materials = append(k.materials[:i], k.materials[i+1:]...)
-				break
+		k.dropMaterial(m)
+		// DeleteImportedKeyMaterial: deleting a primary's pending material
+		// deletes the replicas' too; a replica's deletion leaves the others.
+		if k.mr != nil && !k.isReplica(s.opts.Region) {
+			for _, r := range k.mr.replicaRegions() {
+				if rm := k.mr.members[r].materialByID(m.id); rm != nil {
+					k.mr.members[r].dropMaterial(rm)
+				}
 			}
 		}
 	}
@@ -294,5 +327,20 @@ func (s *Server) deleteImportedKeyMaterial(_ time.Time, body []byte) (any, *Erro
 		clear(m.raw)
 	}
 	m.raw, m.parsed, m.imported = nil, nil, false
+	if k.mr != nil {
+		k.mr.settlePending()
+	}
 	return map[string]any{"KeyId": k.arn, "KeyMaterialId": m.id}, nil
+}
+
+// dropMaterial removes m from k's materials and forgets its bytes.
+func (k *key) dropMaterial(m *material) {
+	for i, x := range k.materials {
+		if x == m {
+			k.materials = append(k.materials[:i], k.materials[i+1:]...)
+			break
+		}
+	}
+	clear(m.raw)
+	m.raw, m.parsed, m.imported = nil, nil, false
 }

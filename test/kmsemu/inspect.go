@@ -16,12 +16,20 @@ type ImportedMaterial struct {
 	Material      []byte // a copy
 }
 
-// ImportedMaterials returns every imported material of every key (keys in
-// creation order, materials in association order). Generated (AWS_KMS
-// origin) materials are not included.
+// ImportedMaterials returns every imported material of every key (regions
+// as Regions lists them, keys in creation order, materials in association
+// order). Generated (AWS_KMS origin) materials are not included.
 func (s *Server) ImportedMaterials() []ImportedMaterial {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var out []ImportedMaterial
+	for _, rs := range s.sortedRegions() {
+		out = append(out, rs.importedMaterials()...)
+	}
+	return out
+}
+
+func (s *Server) importedMaterials() []ImportedMaterial {
 	var out []ImportedMaterial
 	for _, id := range s.order {
 		k := s.keys[id]
@@ -51,10 +59,12 @@ func (s *Server) ExpireImportTokens() int {
 	defer s.mu.Unlock()
 	now := s.clock.Now()
 	n := 0
-	for _, p := range s.tokens {
-		if p.validTo.After(now) {
-			p.validTo = now.Add(-time.Second)
-			n++
+	for _, rs := range s.sortedRegions() {
+		for _, p := range rs.tokens {
+			if p.validTo.After(now) {
+				p.validTo = now.Add(-time.Second)
+				n++
+			}
 		}
 	}
 	return n

@@ -17,6 +17,9 @@ const (
 	stateDisabled        = "Disabled"
 	statePendingDeletion = "PendingDeletion"
 	statePendingImport   = "PendingImport"
+	// stateCreating is a new replica key's transient state (ReplicateKey:
+	// "the new replica key has a transient key state of Creating").
+	stateCreating = "Creating"
 )
 
 // Key material states and import states (ListKeyRotations).
@@ -24,6 +27,13 @@ const (
 	matCurrent         = "CURRENT"
 	matNonCurrent      = "NON_CURRENT"
 	matPendingRotation = "PENDING_ROTATION"
+	// matPendingMR is new material of a multi-Region primary that some
+	// replica has not yet imported (KMS API reference, RotationsListEntry:
+	// "imported into the primary Region key but not all of the replica
+	// Region keys. When this key material is imported in to all of the
+	// replica Region keys, the key material state will change to
+	// PENDING_ROTATION").
+	matPendingMR       = "PENDING_MULTI_REGION_IMPORT_AND_ROTATION"
 	importImported     = "IMPORTED"
 	importPending      = "PENDING_IMPORT"
 	expiresModel       = "KEY_MATERIAL_EXPIRES"
@@ -49,6 +59,9 @@ type key struct {
 
 	rotationStart time.Time // non-zero while an on-demand rotation runs
 	rotationDone  time.Time
+
+	mr            *mrKey    // non-nil for a multi-Region primary or replica (regions.go)
+	creatingUntil time.Time // non-zero while a new replica is Creating
 }
 
 type material struct {
@@ -77,9 +90,12 @@ func (k *key) current() *material {
 	return nil
 }
 
+// pendingRotation is the material imported for an on-demand rotation that
+// has not completed: PENDING_ROTATION, or PENDING_MULTI_REGION_IMPORT_AND_ROTATION
+// on a multi-Region key. Neither is permanently associated.
 func (k *key) pendingRotation() *material {
 	for _, m := range k.materials {
-		if m.state == matPendingRotation {
+		if pendingState(m.state) {
 			return m
 		}
 	}
@@ -101,11 +117,14 @@ func (k *key) state() string {
 	if !k.deletionDate.IsZero() {
 		return statePendingDeletion
 	}
+	if !k.creatingUntil.IsZero() {
+		return stateCreating
+	}
 	if k.current() == nil {
 		return statePendingImport
 	}
 	for _, m := range k.materials {
-		if m.state != matPendingRotation && !m.imported {
+		if !pendingState(m.state) && !m.imported {
 			return statePendingImport
 		}
 	}
@@ -154,6 +173,9 @@ func (s *Server) tick(now time.Time) {
 		if !k.rotationStart.IsZero() && !now.Before(k.rotationDone) {
 			s.completeRotation(k, k.rotationDone)
 		}
+		if !k.creatingUntil.IsZero() && !now.Before(k.creatingUntil) {
+			k.creatingUntil = time.Time{}
+		}
 	}
 	for tok, p := range s.tokens {
 		if now.After(p.validTo.Add(time.Hour)) {
@@ -163,6 +185,7 @@ func (s *Server) tick(now time.Time) {
 }
 
 func (s *Server) deleteKey(k *key) {
+	k.leaveMultiRegion(s.opts.Region)
 	delete(s.keys, k.id)
 	for i, id := range s.order {
 		if id == k.id {
@@ -178,7 +201,9 @@ func (s *Server) deleteKey(k *key) {
 	s.log.Info("key deleted", "key", k.id)
 }
 
-var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+// uuidRE matches a key id: a UUID, or mrk- and 32 hex digits for a
+// multi-Region key (the same id in every Region of the key).
+var uuidRE = regexp.MustCompile(`^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$`)
 
 func (s *Server) arnPrefix() string {
 	return "arn:aws:kms:" + s.opts.Region + ":" + s.opts.Account + ":"
@@ -267,27 +292,28 @@ type tag struct {
 }
 
 type keyMetadata struct {
-	AWSAccountID           string   `json:"AWSAccountId"`
-	KeyID                  string   `json:"KeyId"`
-	Arn                    string   `json:"Arn"`
-	CreationDate           *epoch   `json:"CreationDate,omitempty"`
-	Enabled                bool     `json:"Enabled"`
-	Description            string   `json:"Description"`
-	KeyUsage               string   `json:"KeyUsage"`
-	KeyState               string   `json:"KeyState"`
-	DeletionDate           *epoch   `json:"DeletionDate,omitempty"`
-	ValidTo                *epoch   `json:"ValidTo,omitempty"`
-	Origin                 string   `json:"Origin"`
-	ExpirationModel        string   `json:"ExpirationModel,omitempty"`
-	KeyManager             string   `json:"KeyManager"`
-	CustomerMasterKeySpec  string   `json:"CustomerMasterKeySpec"`
-	KeySpec                string   `json:"KeySpec"`
-	EncryptionAlgorithms   []string `json:"EncryptionAlgorithms,omitempty"`
-	SigningAlgorithms      []string `json:"SigningAlgorithms,omitempty"`
-	MacAlgorithms          []string `json:"MacAlgorithms,omitempty"`
-	KeyAgreementAlgorithms []string `json:"KeyAgreementAlgorithms,omitempty"`
-	MultiRegion            bool     `json:"MultiRegion"`
-	CurrentKeyMaterialID   string   `json:"CurrentKeyMaterialId,omitempty"`
+	AWSAccountID           string    `json:"AWSAccountId"`
+	KeyID                  string    `json:"KeyId"`
+	Arn                    string    `json:"Arn"`
+	CreationDate           *epoch    `json:"CreationDate,omitempty"`
+	Enabled                bool      `json:"Enabled"`
+	Description            string    `json:"Description"`
+	KeyUsage               string    `json:"KeyUsage"`
+	KeyState               string    `json:"KeyState"`
+	DeletionDate           *epoch    `json:"DeletionDate,omitempty"`
+	ValidTo                *epoch    `json:"ValidTo,omitempty"`
+	Origin                 string    `json:"Origin"`
+	ExpirationModel        string    `json:"ExpirationModel,omitempty"`
+	KeyManager             string    `json:"KeyManager"`
+	CustomerMasterKeySpec  string    `json:"CustomerMasterKeySpec"`
+	KeySpec                string    `json:"KeySpec"`
+	EncryptionAlgorithms   []string  `json:"EncryptionAlgorithms,omitempty"`
+	SigningAlgorithms      []string  `json:"SigningAlgorithms,omitempty"`
+	MacAlgorithms          []string  `json:"MacAlgorithms,omitempty"`
+	KeyAgreementAlgorithms []string  `json:"KeyAgreementAlgorithms,omitempty"`
+	MultiRegion            bool      `json:"MultiRegion"`
+	MultiRegionConfig      *mrConfig `json:"MultiRegionConfiguration,omitempty"`
+	CurrentKeyMaterialID   string    `json:"CurrentKeyMaterialId,omitempty"`
 }
 
 func (k *key) metadata(account string) keyMetadata {
@@ -298,8 +324,12 @@ func (k *key) metadata(account string) keyMetadata {
 		CustomerMasterKeySpec: string(k.spec), KeySpec: string(k.spec),
 	}
 	// PendingDeletionWindowInDays is only for a multi-Region primary in
-	// PendingReplicaDeletion (the emulator has no multi-Region keys); a
-	// key pending deletion shows its DeletionDate.
+	// PendingReplicaDeletion (the emulator refuses to schedule that, see
+	// scheduleKeyDeletion); a key pending deletion shows its DeletionDate.
+	if k.mr != nil {
+		md.MultiRegion = true
+		md.MultiRegionConfig = k.mr.config(k)
+	}
 	switch k.usage {
 	case keyspec.EncryptDecrypt:
 		md.EncryptionAlgorithms = encryptionAlgorithms(k.info)
@@ -443,9 +473,6 @@ func (s *Server) createKey(now time.Time, body []byte) (any, *Error) {
 	default:
 		return nil, errf(errValidation, "1 validation error detected: Value '%s' at 'origin' failed to satisfy constraint: Member must satisfy enum value set: [AWS_CLOUDHSM, EXTERNAL, AWS_KMS, EXTERNAL_KEY_STORE]", origin)
 	}
-	if req.MultiRegion {
-		return nil, errf(errUnsupported, "kmsemu does not emulate multi-Region keys")
-	}
 	if req.CustomKeyStoreId != "" || req.XksKeyId != "" {
 		return nil, errf(errUnsupported, "custom key stores are not emulated")
 	}
@@ -463,6 +490,9 @@ func (s *Server) createKey(now time.Time, body []byte) (any, *Error) {
 		return nil, e
 	}
 	id := newUUID()
+	if req.MultiRegion {
+		id = newMRKID()
+	}
 	k := &key{
 		id: id, arn: s.arnPrefix() + "key/" + id, spec: info.Spec, info: info, usage: usage,
 		origin: origin, description: req.Description, policy: policy, tags: map[string]string{},
@@ -477,6 +507,9 @@ func (s *Server) createKey(now time.Time, body []byte) (any, *Error) {
 			return nil, errf("KMSInternalException", "generate key material: %v", err)
 		}
 		k.materials = append(k.materials, &material{id: materialID(k.id, raw), raw: raw, parsed: parsed, state: matCurrent, imported: true, associated: now})
+	}
+	if req.MultiRegion {
+		k.mr = &mrKey{id: id, primary: s.opts.Region, members: map[string]*key{s.opts.Region: k}}
 	}
 	s.keys[id] = k
 	s.order = append(s.order, id)
@@ -594,6 +627,9 @@ func (s *Server) scheduleKeyDeletion(now time.Time, body []byte) (any, *Error) {
 		return nil, e
 	}
 	if e := k.notPendingDeletion(); e != nil {
+		return nil, e
+	}
+	if e := k.primaryWithReplicas(s.opts.Region); e != nil {
 		return nil, e
 	}
 	k.deletionDate = now.Add(time.Duration(days) * 24 * time.Hour)

@@ -27,7 +27,7 @@ func TestCreateKeyValidation(t *testing.T) {
 		{"unknown spec", kms.CreateKeyInput{KeySpec: "AES_512"}, errValidation},
 		{"unknown origin", kms.CreateKeyInput{Origin: "MOON"}, errValidation},
 		{"CloudHSM origin", kms.CreateKeyInput{Origin: types.OriginTypeAwsCloudhsm}, errUnsupported},
-		{"multi-Region", kms.CreateKeyInput{MultiRegion: boolPtr(true)}, errUnsupported},
+		{"multi-Region", kms.CreateKeyInput{MultiRegion: boolPtr(true)}, ""},
 		{"malformed policy", kms.CreateKeyInput{Policy: strPtr("{not json")}, errMalformedPolicy},
 		{"aws: tag", kms.CreateKeyInput{Tags: []types.Tag{{TagKey: strPtr("aws:x"), TagValue: strPtr("v")}}}, errTag},
 		{"tags", kms.CreateKeyInput{Tags: []types.Tag{{TagKey: strPtr("team"), TagValue: strPtr("sec")}}}, ""},

@@ -21,6 +21,9 @@ func (s *Server) rotateKeyOnDemand(now time.Time, body []byte) (any, *Error) {
 	if !k.info.Symmetric() {
 		return nil, errf(errUnsupported, "On-demand rotation is only supported for symmetric encryption keys; %s is %s", k.arn, k.spec)
 	}
+	if k.isReplica(s.opts.Region) {
+		return nil, errf(errUnsupported, "%s is a multi-Region replica key; invoke on-demand rotation on its primary key in %s", k.arn, k.mr.primary)
+	}
 	if e := k.usable(); e != nil {
 		return nil, e
 	}
@@ -31,8 +34,12 @@ func (s *Server) rotateKeyOnDemand(now time.Time, body []byte) (any, *Error) {
 		return nil, errf(errLimitExceeded, "%s has reached the maximum of %d on-demand rotations", k.arn, s.opts.RotationCap)
 	}
 	if k.origin == originExternal {
-		if k.pendingRotation() == nil {
+		pm := k.pendingRotation()
+		if pm == nil {
 			return nil, errf(errInvalidState, "%s has no key material in PENDING_ROTATION state; import new key material with ImportType NEW_KEY_MATERIAL first", k.arn)
+		}
+		if pm.state == matPendingMR {
+			return nil, errf(errInvalidState, "%s key material %s is %s: import it into the replica keys in %v with ImportType EXISTING_KEY_MATERIAL first", k.arn, pm.id, matPendingMR, k.mr.missingPending(pm.id))
 		}
 	} else {
 		raw, parsed, err := generateMaterial(k.info)
@@ -62,6 +69,22 @@ func (s *Server) completeRotation(k *key, at time.Time) {
 	next.state = matCurrent
 	k.rotations = append(k.rotations, rotation{materialID: next.id, date: at})
 	s.log.Info("key rotated", "key", k.id, "key_material_id", next.id)
+	// Rotation of a multi-Region primary rotates its replicas: the material
+	// every replica imported becomes current there too (RotateKeyOnDemand).
+	if k.mr != nil && !k.isReplica(s.opts.Region) {
+		for _, r := range k.mr.replicaRegions() {
+			rk := k.mr.members[r]
+			rm := rk.materialByID(next.id)
+			if rm == nil {
+				continue
+			}
+			if cur := rk.current(); cur != nil {
+				cur.state = matNonCurrent
+			}
+			rm.state = matCurrent
+			rk.rotations = append(rk.rotations, rotation{materialID: next.id, date: at})
+		}
+	}
 }
 
 type rotationEntry struct {

@@ -41,6 +41,12 @@ type Options struct {
 	WrappingKeyPool int
 	// Fault, when set, is consulted for every KMS request.
 	Fault FaultFunc
+	// RegionFault, when set, is consulted for every KMS request Fault did
+	// not fault, with the region the request was signed for.
+	RegionFault func(region, op string, req []byte) *FaultAction
+	// ReplicaCreating is how long a new replica key stays Creating
+	// (emulator clock); 0 means it is ready at once.
+	ReplicaCreating time.Duration
 	// Logger receives JSON request logs (never key material); nil discards.
 	Logger *slog.Logger
 }
@@ -53,7 +59,9 @@ type Server struct {
 	log     *slog.Logger
 	pool    *wrapPool
 
-	mu      sync.Mutex
+	// mu guards the state of every region: one mutex shared by the root
+	// and its region servers (ReplicateKey writes two regions at once).
+	mu      *sync.Mutex
 	keys    map[string]*key
 	order   []string // key ids in creation order
 	aliases map[string]*alias
@@ -61,6 +69,12 @@ type Server struct {
 
 	statsMu sync.Mutex
 	stats   Stats
+
+	// root is the server that serves HTTP (itself for the root); regions
+	// (root only) holds one server per region served, the root's own
+	// region included. See regions.go.
+	root    *Server
+	regions map[string]*Server
 
 	httpSrv *http.Server
 	ln      net.Listener
@@ -106,6 +120,7 @@ func New(opts Options) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:    opts,
+		mu:      &sync.Mutex{},
 		clock:   NewClock(opts.Clock),
 		limiter: newLimiter(opts.QuotaScale, nil),
 		log:     log,
@@ -116,6 +131,8 @@ func New(opts Options) *Server {
 		stats:   Stats{Requests: map[string]int{}, Errors: map[string]int{}, Throttled: map[string]int{}, Faults: map[string]int{}},
 	}
 	s.pool = newWrapPool(ctx, opts.WrappingKeyPool)
+	s.root = s
+	s.regions = map[string]*Server{opts.Region: s}
 	return s
 }
 
@@ -170,7 +187,7 @@ func (s *Server) Now() time.Time { return s.clock.Now() }
 func (s *Server) Advance(d time.Duration) {
 	s.clock.Advance(d)
 	s.mu.Lock()
-	s.tick(s.clock.Now())
+	s.tickAll(s.clock.Now())
 	s.mu.Unlock()
 }
 
@@ -284,7 +301,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(errf("UnknownOperationException", "operation %s is not implemented by kmsemu", op))
 		return
 	}
-	if !s.limiter.allow(op) {
+	// The region is the one the request was signed for (its credential
+	// scope); each region has its own keys, aliases, tokens and quotas.
+	rs, rerr := s.regionOf(r.Header.Get("Authorization"))
+	if rerr != nil {
+		fail(rerr)
+		return
+	}
+	if !rs.limiter.allow(op) {
 		s.count(func(st *Stats) map[string]int { return st.Throttled }, op)
 		fail(errf(errThrottling, "Rate exceeded"))
 		return
@@ -292,6 +316,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var fa *FaultAction
 	if s.opts.Fault != nil {
 		fa = s.opts.Fault(op, body)
+	}
+	if fa == nil && s.opts.RegionFault != nil {
+		fa = s.opts.RegionFault(rs.opts.Region, op, body)
 	}
 	if fa != nil {
 		s.count(func(st *Stats) map[string]int { return st.Faults }, op)
@@ -309,8 +336,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	now := s.clock.Now()
-	s.tick(now)
-	out, kerr := h(s, now, body)
+	s.tickAll(now)
+	out, kerr := h(rs, now, body)
 	s.mu.Unlock()
 	if fa != nil && fa.DropResponse {
 		s.log.Info("kms request", "op", op, "fault", "dropped response")

@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/keyferry/keyferry/test/iamsim"
 )
 
 // Handler is one function: it gets the invocation payload and returns a
@@ -42,6 +44,11 @@ type Options struct {
 	Log *slog.Logger
 	// MaxPayload bounds request payloads (default 6 MB, Lambda's synchronous limit).
 	MaxPayload int64
+	// Authorize, when set, decides lambda:InvokeFunction for the caller's
+	// access key (from the SigV4 Authorization header) on the function's
+	// ARN; an error is answered 403 AccessDeniedException with its text, as
+	// Lambda answers IAM's refusal. Nil allows every signed call.
+	Authorize func(ctx context.Context, accessKey, action, resource string) error
 }
 
 // Server is a running (or startable) emulator.
@@ -176,6 +183,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h == nil {
 		apiError(w, http.StatusNotFound, "ResourceNotFoundException", "User", "Function not found: "+arn)
 		return
+	}
+	if s.opts.Authorize != nil {
+		if err := s.opts.Authorize(r.Context(), iamsim.AccessKeyOf(r), "lambda:InvokeFunction", arn); err != nil {
+			apiError(w, http.StatusForbidden, "AccessDeniedException", "User", err.Error())
+			return
+		}
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, s.opts.MaxPayload+1))
 	if err != nil {

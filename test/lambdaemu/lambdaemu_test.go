@@ -175,3 +175,44 @@ func TestRawHTTPRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthorizeAnswersAccessDenied: the SDK sees IAM's refusal as Lambda
+// sends it (403 AccessDeniedException with the message), the function does
+// not run, and the decision gets the caller's access key and the ARN.
+func TestAuthorizeAnswersAccessDenied(t *testing.T) {
+	var ran atomic.Int32
+	var gotKey, gotAction, gotResource string
+	s := lambdaemu.New(lambdaemu.Options{Authorize: func(_ context.Context, key, action, resource string) error {
+		gotKey, gotAction, gotResource = key, action, resource
+		if strings.HasSuffix(resource, ":function:open") {
+			return nil
+		}
+		return errors.New("User: arn:aws:iam::111122223333:user/op is not authorized to perform: lambda:InvokeFunction on resource: " + resource)
+	}})
+	for _, n := range []string{"open", "closed"} {
+		s.Register(n, func(context.Context, json.RawMessage) (any, error) { ran.Add(1); return "ok", nil })
+	}
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	c := lambda.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(s.URL()),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKIDOPERATOR", SecretAccessKey: "secret"}, nil
+		})})
+	ctx := context.Background()
+	if _, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("open")}); err != nil {
+		t.Fatalf("allowed invoke: %v", err)
+	}
+	if gotKey != "AKIDOPERATOR" || gotAction != "lambda:InvokeFunction" || gotResource != "arn:aws:lambda:us-east-1:111122223333:function:open" {
+		t.Fatalf("decision asked for key %q action %q resource %q", gotKey, gotAction, gotResource)
+	}
+	_, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("closed")})
+	var ad interface{ ErrorCode() string }
+	if !errors.As(err, &ad) || ad.ErrorCode() != "AccessDeniedException" || !strings.Contains(err.Error(), "lambda:InvokeFunction on resource: arn:aws:lambda:us-east-1:111122223333:function:closed") {
+		t.Fatalf("denied invoke: %v, want AccessDeniedException naming the action and ARN", err)
+	}
+	if n := ran.Load(); n != 1 {
+		t.Fatalf("functions ran %d times, want 1 (the denied one must not run)", n)
+	}
+}

@@ -290,6 +290,7 @@ func (f *function) count(c func(*Stats)) {
 // acquire takes a warm instance, or starts one when a slot is free, or
 // waits for either.
 func (rt *Runtime) acquire(ctx context.Context, f *function) (*instance, error) {
+	lost := 0
 	for {
 		select {
 		case in := <-f.idle:
@@ -304,7 +305,15 @@ func (rt *Runtime) acquire(ctx context.Context, f *function) (*instance, error) 
 		if len(f.all)+f.starting < f.limit {
 			f.starting++
 			f.mu.Unlock()
-			return rt.start(ctx, f)
+			in, err := rt.start(ctx, f)
+			// A port chosen free was taken before the RIE bound it:
+			// the slot is free again, so try afresh with new ports.
+			if errors.Is(err, errPortTaken) && lost < maxPortLosses {
+				lost++
+				rt.opts.Log.Info("instance start lost its port, retrying", "function", f.cfg.Name, "err", err.Error())
+				continue
+			}
+			return in, err
 		}
 		freed := f.freed
 		f.mu.Unlock()
@@ -400,7 +409,6 @@ func (rt *Runtime) start(ctx context.Context, f *function) (*instance, error) {
 	f.mu.Lock()
 	f.starting--
 	f.all[in] = true
-	f.stats.ColdStarts++
 	f.stats.AliveMax = max(f.stats.AliveMax, len(f.all))
 	for n := f.rt.alive.Add(1); ; {
 		m := f.rt.aliveMax.Load()
@@ -414,11 +422,23 @@ func (rt *Runtime) start(ctx context.Context, f *function) (*instance, error) {
 		c, err := net.DialTimeout("tcp", rieAddr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			break
+			// The port answers; it must be this RIE's, not a server that
+			// took the port between freeAddr and the RIE's bind.
+			if ok, perr := listensOn(cmd.Process.Pid, rieAddr); ok {
+				break
+			} else if perr != nil && !in.dead() {
+				rt.kill(in)
+				return nil, fmt.Errorf("lambdarun: function %q: who listens on %s: %w", cfg.Name, rieAddr, perr)
+			}
+			// Not this RIE's socket (or the RIE has gone): its own bind
+			// fails and it exits, which the select below sees.
 		}
 		select {
 		case <-in.exit:
 			rt.kill(in)
+			if strings.Contains(t.String(), "address already in use") {
+				return nil, fmt.Errorf("lambdarun: function %q: aws-lambda-rie on %s / %s: %w", cfg.Name, rieAddr, apiAddr, errPortTaken)
+			}
 			return nil, fmt.Errorf("lambdarun: function %q: aws-lambda-rie exited at start: %s", cfg.Name, t.String())
 		case <-ctx.Done():
 			rt.kill(in)
@@ -430,11 +450,21 @@ func (rt *Runtime) start(ctx context.Context, f *function) (*instance, error) {
 			return nil, fmt.Errorf("lambdarun: function %q: aws-lambda-rie did not listen on %s within 10s: %s", cfg.Name, rieAddr, t.String())
 		}
 	}
+	f.count(func(s *Stats) { s.ColdStarts++ })
 	rt.opts.Log.Info("instance started", "function", cfg.Name, "pid", cmd.Process.Pid)
 	return in, nil
 }
 
-func freeAddr() (string, error) {
+// errPortTaken: an RIE could not bind a port chosen free, because another
+// process took it in between. acquire retries with new ports.
+var errPortTaken = errors.New("a port chosen free was taken before aws-lambda-rie bound it")
+
+// maxPortLosses bounds acquire's retries after errPortTaken.
+const maxPortLosses = 5
+
+// freeAddr picks a free loopback port (a variable: a test hands out a
+// taken one to prove the retry).
+var freeAddr = func() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("lambdarun: free port: %w", err)

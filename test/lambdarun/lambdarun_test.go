@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -233,5 +235,40 @@ func TestCloseKillsEveryInstance(t *testing.T) {
 	}
 	if _, err := rt.Invoke(context.Background(), "echo", nil); err == nil {
 		t.Fatal("invoke after Close")
+	}
+}
+
+// TestStartRetriesWhenItsPortIsTaken: a port chosen free can be taken by
+// another process before aws-lambda-rie binds it (CI saw it). The RIE then
+// exits; the start tries again on new ports instead of failing the call.
+func TestStartRetriesWhenItsPortIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	orig := freeAddr
+	var calls atomic.Int32
+	freeAddr = func() (string, error) {
+		// The first instance's RIE address is a port someone else holds.
+		if calls.Add(1) == 1 {
+			return taken.Addr().String(), nil
+		}
+		return orig()
+	}
+	t.Cleanup(func() { freeAddr = orig })
+	rt := newRuntime(t, FunctionConfig{Name: "echo", RoleLogicalID: "EchoRole", Bootstrap: echoBin, Timeout: 5 * time.Second, MemoryMB: 128, Concurrency: -1})
+	r, err := invokeEcho(t, rt, "echo", map[string]any{"env": "AWS_LAMBDA_FUNCTION_NAME"})
+	if err != nil {
+		t.Fatalf("invoke after a lost port: %v", err)
+	}
+	if r.Env != "echo" {
+		t.Errorf("answered by %q, want the echo function", r.Env)
+	}
+	if calls.Load() < 4 {
+		t.Errorf("freeAddr called %d times: the start was not retried", calls.Load())
+	}
+	if s := rt.Stats("echo"); s.ColdStarts != 1 || s.AliveNow != 1 {
+		t.Errorf("stats %+v: want one cold start and one instance (the failed start not counted)", s)
 	}
 }

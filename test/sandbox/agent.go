@@ -113,6 +113,10 @@ func (s *Sandbox) WaitAgent(ctx context.Context, timeout time.Duration) error {
 			return fmt.Errorf("sandbox: keyferry-agent exited (see %s)", filepath.Join(s.Dir, "agent.log"))
 		default:
 		}
+		// IAM's refusal does not heal while the policy stays: say so now.
+		if d := s.agentDenials(); d != "" {
+			return fmt.Errorf("sandbox: agent cannot connect%s (see %s)", d, filepath.Join(s.Dir, "agent.log"))
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("sandbox: agent did not connect within %s%s (see %s)", timeout, s.agentDenials(), filepath.Join(s.Dir, "agent.log"))
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/keyferry/keyferry/test/apigwemu"
 	"github.com/keyferry/keyferry/test/cfntemplate"
 	"github.com/keyferry/keyferry/test/lambdarun"
+	"gopkg.in/yaml.v3"
 )
 
 // FunctionsRIE runs every function of the synthesized template as its
@@ -97,14 +98,17 @@ func (s *Sandbox) startFunctions(ctx context.Context, groupsFile string) error {
 		return err
 	}
 	// Synth stages the groups file into the assets folder: one at a time.
+	// The assembly is cached by its inputs; the agent's identity key,
+	// fresh on every start, is in the groups file but not the template.
 	s.Template, err = cfntemplate.Synth(ctx, cfntemplate.SynthOptions{ModuleRoot: root, GroupsFile: groupsFile,
-		LambdaAssets: bootstraps, OutDir: filepath.Join(s.Dir, "cdk.out")})
+		LambdaAssets: bootstraps, OutDir: filepath.Join(s.Dir, "cdk.out"), CacheDir: filepath.Join(root, "build", "synth-cache"),
+		CacheNormalize: withoutAgentKeys})
 	unlock()
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	res := s.resolver()
-	endpoints := map[string]string{"KMS": s.Endpoints.KMS, "DYNAMODB": s.Endpoints.DynamoDB, "SQS": s.moto.URL()}
+	endpoints := map[string]string{"KMS": s.Endpoints.KMS, "DYNAMODB": s.Endpoints.DynamoDB, "SQS": s.motoSvc.URL()}
 	if !s.NoIAM {
 		if err := s.startIAM(ctx, root, res); err != nil {
 			return err
@@ -122,10 +126,10 @@ func (s *Sandbox) startFunctions(ctx context.Context, groupsFile string) error {
 			"AWS_ENDPOINT_URL_DYNAMODB=" + endpoints["DYNAMODB"],
 			"AWS_ENDPOINT_URL_SQS=" + endpoints["SQS"],
 			// moto_server plays the other services the functions call.
-			"AWS_ENDPOINT_URL_CLOUDWATCH=" + s.moto.URL(),
-			"AWS_ENDPOINT_URL_EVENTBRIDGE=" + s.moto.URL(),
-			"AWS_ENDPOINT_URL_SCHEDULER=" + s.moto.URL(),
-			"AWS_ENDPOINT_URL_STS=" + s.moto.URL(),
+			"AWS_ENDPOINT_URL_CLOUDWATCH=" + s.motoSvc.URL(),
+			"AWS_ENDPOINT_URL_EVENTBRIDGE=" + s.motoSvc.URL(),
+			"AWS_ENDPOINT_URL_SCHEDULER=" + s.motoSvc.URL(),
+			"AWS_ENDPOINT_URL_STS=" + s.motoSvc.URL(),
 			"AWS_ENDPOINT_URL_LAMBDA=" + s.Lambda.URL(),
 		}})
 	override := map[string]string{}
@@ -160,6 +164,31 @@ func (s *Sandbox) startFunctions(ctx context.Context, groupsFile string) error {
 		}))
 	}
 	return nil
+}
+
+// withoutAgentKeys is a groups file with every agent's public_key replaced
+// by one placeholder: the synth cache's view of it (the sandbox makes a
+// fresh identity key on every start; the template never contains it).
+func withoutAgentKeys(b []byte) []byte {
+	var doc map[string]any
+	if yaml.Unmarshal(b, &doc) != nil {
+		return b
+	}
+	pools, _ := doc["hsm_pools"].([]any)
+	for _, p := range pools {
+		pm, _ := p.(map[string]any)
+		agents, _ := pm["agents"].([]any)
+		for _, a := range agents {
+			if am, ok := a.(map[string]any); ok && am["public_key"] != nil {
+				am["public_key"] = "AGENT-IDENTITY"
+			}
+		}
+	}
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		return b
+	}
+	return out
 }
 
 // FunctionCredentials gives a function's instances their credentials:

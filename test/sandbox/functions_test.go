@@ -66,6 +66,30 @@ func TestFunctionsRIE(t *testing.T) {
 			t.Logf("IAM grants %s never used: %v", p, unused)
 		}
 	}
+	// The template's schedules, as Scheduler delivers them: each invokes
+	// its target as its execution role, which IAM allows.
+	trig, err := sb.StartTriggers(ctx, sb.Template, TriggerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := trig.FireAll(ctx)
+	if err != nil || len(ex) == 0 {
+		t.Fatalf("fire the template's %d schedules: %d executions, %v", len(trig.Scheduler.Schedules), len(ex), err)
+	}
+	for _, e := range ex {
+		if e.Delivered == 0 || e.DeadLettered {
+			t.Errorf("schedule %s: %+v", e.Schedule, e.Delivery)
+		}
+	}
+	byScheduler := 0
+	for _, r := range sb.IAMLedger().Records() {
+		if r.Action == "lambda:InvokeFunction" && r.Decision == "Allowed" && strings.Contains(r.Principal, "Schedule") {
+			byScheduler++
+		}
+	}
+	if byScheduler < len(ex) {
+		t.Errorf("IAM allowed lambda:InvokeFunction to a Scheduler role %d times for %d executions", byScheduler, len(ex))
+	}
 	rot, err := sb.Template.Function("rotate")
 	if err != nil || rot.Timeout != 120*time.Second {
 		t.Errorf("rotate in the template: %+v %v", rot, err)

@@ -68,7 +68,7 @@ func (s *Sandbox) startIAM(ctx context.Context, root string, res *cfntemplate.Re
 	if st.principals, err = iamsim.RolePrincipals(s.Template, res, Account); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
-	for _, m := range []struct{ prefix, user, key string }{{"AgentPolicy", "keyferry-agent", AgentAccessKey}, {"OperatorPolicy", "keyferry-operator", ""}} {
+	for _, m := range []struct{ prefix, user, key string }{{"AgentPolicy", "keyferry-agent", AgentAccessKey}, {"OperatorPolicy", "keyferry-operator", OperatorAccessKey}} {
 		id, err := iamsim.ManagedPolicyByPrefix(s.Template, m.prefix)
 		if err != nil {
 			return fmt.Errorf("sandbox: %w", err)
@@ -115,15 +115,17 @@ func (s *Sandbox) startIAM(ctx context.Context, root string, res *cfntemplate.Re
 	if st.ddb, err = gate("dynamodb", s.Endpoints.DynamoDB, &iamsim.DynamoDB{Region: Region, Account: Account}); err != nil {
 		return err
 	}
-	if st.sqs, err = gate("sqs", s.moto.URL(), &iamsim.SQS{Region: Region, Account: Account}); err != nil {
+	if st.sqs, err = gate("sqs", s.motoSvc.URL(), &iamsim.SQS{Region: Region, Account: Account}); err != nil {
 		return err
 	}
 	return nil
 }
 
-// authorizeGateway is the websocket API's IAM check ($connect for the
-// agent, @connections for the functions).
-func (s *Sandbox) authorizeGateway(ctx context.Context, accessKey, action, resource string) error {
+// authorize is IAM's decision for a call the KMS, DynamoDB and SQS gates do
+// not see: the websocket API's ($connect for the agent, @connections for
+// the functions) and the Lambda Invoke API's (the operator CLI,
+// Scheduler's execution roles). The sandbox's own admin key is allowed.
+func (s *Sandbox) authorize(ctx context.Context, accessKey, action, resource string) error {
 	st := s.iam
 	if st == nil || accessKey == CloudAccessKey {
 		return nil

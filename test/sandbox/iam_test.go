@@ -40,11 +40,18 @@ func dropAction(action string) func(*cfntemplate.Template) error {
 // TestIAMDeniesAnActionTheTemplateDropped breaks one policy of the
 // synthesized template on purpose (no role may kms:ImportKeyMaterial): the
 // KMS gate answers AccessDeniedException, and the job fails with a reason
-// naming the action.
+// naming the action. With lambda:InvokeFunction gone from the Scheduler's
+// roles too, a schedule's invocation is refused and dead-lettered.
 func TestIAMDeniesAnActionTheTemplateDropped(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	sb, err := Start(ctx, Options{Functions: FunctionsRIE, PolicyEdit: dropAction("kms:ImportKeyMaterial")})
+	edit := func(t *cfntemplate.Template) error {
+		if err := dropAction("kms:ImportKeyMaterial")(t); err != nil {
+			return err
+		}
+		return dropAction("lambda:InvokeFunction")(t)
+	}
+	sb, err := Start(ctx, Options{Functions: FunctionsRIE, PolicyEdit: edit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,13 +68,26 @@ func TestIAMDeniesAnActionTheTemplateDropped(t *testing.T) {
 	if string(j.State) != "FAILED" || !strings.Contains(j.Reason, "AccessDeniedException") || !strings.Contains(j.Reason, "kms:ImportKeyMaterial") {
 		t.Errorf("job %s %s: %q; want FAILED naming AccessDeniedException and kms:ImportKeyMaterial", j.ID, j.State, j.Reason)
 	}
+	trig, err := sb.StartTriggers(ctx, sb.Template, TriggerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := trig.Scheduler.Schedules[0]
+	ex, err := trig.Scheduler.FireNext(ctx, sc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ex.DeadLettered || ex.Delivered != 0 || ex.Err == nil || !strings.Contains(ex.Err.Error(), "AccessDeniedException") ||
+		!strings.Contains(ex.Err.Error(), "lambda:InvokeFunction") || ex.Attempts != 1 {
+		t.Errorf("schedule %s without lambda:InvokeFunction: %+v; want one refused attempt (not retryable), dead-lettered, naming the action", sc.LogicalID, ex.Delivery)
+	}
 	denied := sb.IAMLedger().Denied()
 	if len(denied) == 0 {
 		t.Fatal("the IAM ledger recorded no denial")
 	}
 	for _, d := range denied {
-		if d.Action != "kms:ImportKeyMaterial" {
-			t.Errorf("denied %+v: only kms:ImportKeyMaterial was dropped", d)
+		if d.Action != "kms:ImportKeyMaterial" && d.Action != "lambda:InvokeFunction" {
+			t.Errorf("denied %+v: only kms:ImportKeyMaterial and lambda:InvokeFunction were dropped", d)
 		}
 	}
 }
@@ -97,9 +117,8 @@ func TestIAMFindsTheAgentPolicyDefect(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "execute-api:Connect") || !strings.Contains(err.Error(), "IAM does not define") {
 		t.Fatalf("sandbox with execute-api:Connect in the agent policy: %v; want a refusal naming the action", err)
 	}
-	sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
-	defer scancel()
-	sb, err := Start(sctx, Options{Functions: FunctionsRIE, PolicyEdit: agentPolicy("execute-api:ManageConnections")})
+	// Start gives up at the agent's first denied $connect.
+	sb, err := Start(ctx, Options{Functions: FunctionsRIE, PolicyEdit: agentPolicy("execute-api:ManageConnections")})
 	if err == nil {
 		sb.Close()
 		t.Fatal("the agent connected with a policy that does not allow execute-api:Invoke on $connect")

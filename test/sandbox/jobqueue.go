@@ -40,7 +40,7 @@ func (s *Sandbox) createJobQueue(ctx context.Context) error {
 }
 
 func (s *Sandbox) sqsClient() *sqs.Client {
-	return sqs.New(sqs.Options{Region: Region, Credentials: staticCreds(), BaseEndpoint: aws.String(s.moto.URL())})
+	return sqs.New(sqs.Options{Region: Region, Credentials: staticCreds(), BaseEndpoint: aws.String(s.motoSvc.URL())})
 }
 
 // startWorker plays the worker's SQS event source mapping (batch size 1,

@@ -97,13 +97,30 @@ type GroupSummary struct {
 	Generations   int    `json:"generations"`
 	LastJobID     string `json:"last_job_id,omitempty"`
 	LastJobState  string `json:"last_job_state"`
+	// LastJobAgent is the agent of the pool that wrapped the last job's
+	// key material (the job's agent when it ended).
+	LastJobAgent  string `json:"last_job_agent,omitempty"`
 	LastJobReason string `json:"last_job_reason,omitempty"`
 	KMSKeyState   string `json:"kms_key_state,omitempty"`
 	Verified      bool   `json:"verified"`
+	// Replicas are a multi-Region group's replica Regions (regions.go);
+	// the group is verified only when each of them is.
+	Replicas []ReplicaSummary `json:"replicas,omitempty"`
+}
+
+// AgentSummary is one agent of the sandbox pool in --json.
+type AgentSummary struct {
+	ID        string `json:"id"`
+	Pool      string `json:"pool"`
+	Connected bool   `json:"connected"` // a live connection whose hello verified
+	Draining  bool   `json:"draining,omitempty"`
+	// JobsWrapped counts the summary's succeeded jobs this agent wrapped.
+	JobsWrapped int `json:"jobs_wrapped"`
 }
 
 // Summary is the --json document.
 type Summary struct {
+	Agents    []AgentSummary `json:"agents"`
 	Groups    []GroupSummary `json:"groups"`
 	Endpoints Endpoints      `json:"endpoints"`
 }
@@ -113,6 +130,25 @@ type Summary struct {
 // resolves to the latest generation's key, and that key is Enabled in KMS.
 func (s *Sandbox) Summarize(ctx context.Context, last map[string]*store.Job) (Summary, error) {
 	sum := Summary{Endpoints: s.Endpoints}
+	conns, err := s.Deps.Store.ConnectionsInPool(ctx, Pool)
+	if err != nil {
+		return sum, err
+	}
+	for _, id := range s.AgentIDs() {
+		a := AgentSummary{ID: id, Pool: Pool}
+		for _, c := range conns {
+			if c.AgentID == id && c.Hello && c.GoneAt.IsZero() {
+				a.Connected = true
+				a.Draining = a.Draining || !c.DrainingAt.IsZero()
+			}
+		}
+		for _, j := range last {
+			if j != nil && j.AgentID == id && j.State == store.StateSucceeded {
+				a.JobsWrapped++
+			}
+		}
+		sum.Agents = append(sum.Agents, a)
+	}
 	for _, g := range s.Groups.Groups {
 		row := GroupSummary{Name: g.Name, Mode: string(g.Mode), KeySpec: string(g.KeySpec), Alias: g.Alias}
 		gens, err := s.Deps.Store.Generations(ctx, g.Name)
@@ -121,7 +157,7 @@ func (s *Sandbox) Summarize(ctx context.Context, last map[string]*store.Job) (Su
 		}
 		row.Generations = len(gens)
 		if j := last[g.Name]; j != nil {
-			row.LastJobID, row.LastJobState, row.LastJobReason = j.ID, string(j.State), j.Reason
+			row.LastJobID, row.LastJobState, row.LastJobReason, row.LastJobAgent = j.ID, string(j.State), j.Reason, j.AgentID
 		}
 		if len(gens) > 0 {
 			latest := gens[len(gens)-1]
@@ -136,6 +172,12 @@ func (s *Sandbox) Summarize(ctx context.Context, last map[string]*store.Job) (Su
 				row.KMSKeyState = string(d.KeyMetadata.KeyState)
 				row.Verified = row.LastJobState == string(store.StateSucceeded) &&
 					aws.ToString(d.KeyMetadata.Arn) == latest.KeyARN && d.KeyMetadata.KeyState == "Enabled"
+			}
+			if g.MultiRegion() {
+				row.Replicas = s.replicaSummaries(ctx, &g, latest.KeyARN)
+				for _, r := range row.Replicas {
+					row.Verified = row.Verified && r.Verified
+				}
 			}
 		}
 		sum.Groups = append(sum.Groups, row)

@@ -1,8 +1,9 @@
 // Package sandbox runs the whole keyferry system on one machine: a fresh
-// SoftHSM2 token, moto_server as DynamoDB, the KMS emulator (or any
+// NSS softoken database (or SoftHSM2 token, Options.HSM), moto_server as DynamoDB, the KMS emulator (or any
 // KMS-compatible endpoint from AWS_ENDPOINT_URL_KMS), the API Gateway
-// WebSocket emulator invoking the real Lambda handlers, and one
-// keyferry-agent process dialling it with SigV4-presigned URLs. It is what
+// WebSocket emulator invoking the real Lambda handlers, and the sandbox
+// pool's keyferry-agent processes (Options.Agents, each its own identity
+// key on the one token) dialling it with SigV4-presigned URLs. It is what
 // `make sandbox` runs and the stage for the end-to-end suites.
 package sandbox
 
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -42,15 +44,18 @@ import (
 
 // Static identities of the sandbox (nothing here is a real secret).
 const (
-	Account         = "111122223333"
-	Region          = "us-east-1"
-	AgentID         = "sandbox-agent-1"
-	Pool            = "sandbox"
-	AgentAccessKey  = "AKIASANDBOXAGENT0001"
-	AgentSecretKey  = "sandbox-agent-secret-not-a-real-key"
-	CloudAccessKey  = "AKIASANDBOXCLOUD0001"
-	CloudSecretKey  = "sandbox-cloud-secret-not-a-real-key"
-	SigningKeyAlias = "alias/keyferry-control-plane"
+	Account        = "111122223333"
+	Region         = "us-east-1"
+	AgentID        = "sandbox-agent-1"
+	Pool           = "sandbox"
+	AgentAccessKey = "AKIASANDBOXAGENT0001"
+	AgentSecretKey = "sandbox-agent-secret-not-a-real-key"
+	CloudAccessKey = "AKIASANDBOXCLOUD0001"
+	// OperatorAccessKey is the operator principal's (the template's
+	// OperatorPolicy): what OperatorEnv gives the keyferry CLI.
+	OperatorAccessKey = "AKIASANDBOXOPERATOR1"
+	CloudSecretKey    = "sandbox-cloud-secret-not-a-real-key"
+	SigningKeyAlias   = "alias/keyferry-control-plane"
 )
 
 //go:embed groups.yaml
@@ -76,9 +81,15 @@ type Options struct {
 	// NoIAM turns off IAM from the template under FunctionsRIE (every
 	// call then passes, as in-process).
 	NoIAM bool
-	// PolicyEdit, when set, may change the synthesized template's policies
-	// before IAM reads them (a test that breaks one on purpose).
+	// PolicyEdit, when set, may change the synthesized template (its
+	// policies, its functions) before IAM and the runtime read it (a test
+	// that breaks one on purpose).
 	PolicyEdit func(*cfntemplate.Template) error
+	// HSM is the token the agent uses: HSMNSS (the default: NSS softoken,
+	// whose RFC 5649 lets it export every key spec but ECC_SECG_P256K1) or
+	// HSMSoftHSM (SoftHSM2, which cannot export P-256, P-521 or RSA private
+	// keys correctly); empty means $KEYFERRY_SANDBOX_HSM, else HSMNSS.
+	HSM string
 	// GroupsFile is a key-groups file; empty means the built-in sample.
 	GroupsFile string
 	// Dir holds the token, configs and logs; empty means a new temp dir
@@ -97,6 +108,14 @@ type Options struct {
 	// WrappingKeyPool is how many RSA wrapping keys of each size the KMS
 	// emulator keeps pre-generated (0 = the emulator's default).
 	WrappingKeyPool int
+	// Agents is how many keyferry-agent processes the sandbox pool runs,
+	// each its own identity key on the one token and all in the pool's
+	// agent list (AgentID, then PoolAgentID(2), ...); 0 means 1. `make
+	// sandbox` runs 2.
+	Agents int
+	// Heartbeat is the agents' heartbeat interval (default 30s); the control
+	// plane treats an agent silent for 3 of them as gone.
+	Heartbeat time.Duration
 	// JobTimeout and RequestTTL of the control plane (defaults 60s and 30s).
 	JobTimeout, RequestTTL time.Duration
 	// Log receives the sandbox's own JSON logs (default: discarded).
@@ -109,6 +128,10 @@ type Options struct {
 	KMSFault     kmsemu.FaultFunc
 	GatewayFault apigwemu.Fault
 	DynamoFault  ddbfault.Func
+
+	// KMSRegionFault is the emulator's per-Region hook (kmsemu
+	// Options.RegionFault): a fault in one Region of a multi-Region group.
+	KMSRegionFault func(region, op string, req []byte) *kmsemu.FaultAction
 }
 
 // Endpoints are what a person points the AWS CLI and keyferry at.
@@ -134,6 +157,9 @@ type Sandbox struct {
 	Emulator  *kmsemu.Server // nil with an external KMS endpoint
 	Gateway   *apigwemu.Emulator
 	Lambda    *lambdaemu.Server
+	// identityPEM is the agent's identity key of this run (in the groups
+	// file, not in the template).
+	identityPEM string
 	// Template is the synthesized stack and Runtime the functions' instances
 	// (FunctionsRIE only).
 	Template *cfntemplate.Template
@@ -144,8 +170,12 @@ type Sandbox struct {
 	iam           *iamState
 	gatewayCreds  map[string]apigwemu.Credential
 
-	tempDir   bool
-	moto      *motoserver.Server
+	tempDir bool
+	moto    *motoserver.Server
+	// motoSvc plays SQS, CloudWatch, EventBridge, Scheduler and STS: a
+	// second moto_server, so the job queue's polling and DynamoDB's load
+	// (one Python process each uses at most one core) run side by side.
+	motoSvc   *motoserver.Server
 	ddbProxy  *ddbfault.Proxy
 	hsmConfig string // agent config file
 	env       []string
@@ -159,7 +189,16 @@ type Sandbox struct {
 	mu    sync.Mutex
 	agent *exec.Cmd
 	exit  chan struct{}
+	// PoolAgents are the pool's further agents (Options.Agents beyond the
+	// first, and AddPoolAgent's).
+	PoolAgents []*PoolAgent
 }
+
+// The sandbox's tokens (Options.HSM).
+const (
+	HSMNSS     = "nss"
+	HSMSoftHSM = "softhsm2"
+)
 
 // Check reports missing prerequisites with the command that installs them.
 func Check() error {
@@ -170,11 +209,17 @@ func Check() error {
 	if _, err := os.Stat(hsmtest.SoftHSMModule); err != nil {
 		missing = append(missing, "softhsm2 module "+hsmtest.SoftHSMModule)
 	}
+	if _, err := os.Stat(hsmtest.NSSModule); err != nil {
+		missing = append(missing, "NSS softoken "+hsmtest.NSSModule+" (libnss3)")
+	}
+	if _, err := exec.LookPath("certutil"); err != nil {
+		missing = append(missing, "certutil (libnss3-tools)")
+	}
 	if _, err := exec.LookPath("moto_server"); err != nil {
 		missing = append(missing, "moto_server ("+motoserver.InstallHint+")")
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("sandbox: missing %s: run `make deps` (apt-get install softhsm2 opensc opencryptoki)", strings.Join(missing, ", "))
+		return fmt.Errorf("sandbox: missing %s: run `make deps` (apt-get install softhsm2 opensc opencryptoki libnss3 libnss3-tools)", strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -209,17 +254,19 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		}
 	}()
 
-	// 1. The HSM: a fresh SoftHSM2 token (NewSoftHSMToken sets SOFTHSM2_CONF).
-	s.setenv("SOFTHSM2_CONF", os.Getenv("SOFTHSM2_CONF"))
-	hcfg, err := hsmtest.NewSoftHSMToken(filepath.Join(s.Dir, "hsm"))
+	// 1. The HSM: a fresh NSS database or SoftHSM2 token.
+	hcfg, err := s.newToken()
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: SoftHSM token: %w", err)
+		return nil, err
 	}
 	// 2. DynamoDB.
-	if s.moto, err = motoserver.Start(ctx); err != nil {
+	if s.moto, err = motoserver.StartSerialized(ctx); err != nil {
 		return nil, err
 	}
 	s.Endpoints.DynamoDB = s.moto.URL()
+	if s.motoSvc, err = motoserver.StartSerialized(ctx); err != nil {
+		return nil, err
+	}
 	if s.DynamoFault != nil {
 		if s.ddbProxy, err = ddbfault.Start(s.moto.URL(), s.DynamoFault); err != nil {
 			return nil, fmt.Errorf("sandbox: DynamoDB fault proxy: %w", err)
@@ -228,7 +275,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	}
 	// 3. KMS.
 	if s.KMSEndpoint == "" {
-		s.Emulator = kmsemu.New(kmsemu.Options{Region: Region, Account: Account, QuotaScale: s.QuotaScale, RotationCap: 100, RotationDelay: 500 * time.Millisecond, Fault: s.KMSFault, WrappingKeyPool: s.WrappingKeyPool})
+		s.Emulator = kmsemu.New(kmsemu.Options{Region: Region, Account: Account, QuotaScale: s.QuotaScale, RotationCap: 100, RotationDelay: 500 * time.Millisecond, Fault: s.KMSFault, RegionFault: s.KMSRegionFault, WrappingKeyPool: s.WrappingKeyPool})
 		if err := s.Emulator.Start("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("sandbox: KMS emulator: %w", err)
 		}
@@ -245,7 +292,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	// with its role's key (added by startIAM) and IAM authorizes it.
 	s.gatewayCreds = map[string]apigwemu.Credential{CloudAccessKey: {SecretAccessKey: CloudSecretKey, PrincipalARN: "arn:aws:iam::" + Account + ":root"}}
 	gwOpts.ManagementCredentials = s.gatewayCreds
-	gwOpts.Authorize = s.authorizeGateway
+	gwOpts.Authorize = s.authorize
 	gwOpts.Fault = s.GatewayFault
 	s.Gateway = apigwemu.New(gwOpts)
 	if err := s.Gateway.Start("127.0.0.1:0"); err != nil {
@@ -281,7 +328,17 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if err != nil {
 		return nil, err
 	}
-	groupsFile, err := s.writeGroups(identity)
+	s.identityPEM = identity
+	registered := []groups.Agent{{ID: AgentID, PublicKey: identity}}
+	for n := 2; n <= s.Agents; n++ {
+		p, pemKey, err := s.poolAgent(ctx, PoolAgentID(n))
+		if err != nil {
+			return nil, err
+		}
+		s.PoolAgents = append(s.PoolAgents, p)
+		registered = append(registered, groups.Agent{ID: p.ID, PublicKey: pemKey})
+	}
+	groupsFile, err := s.writeGroups(registered)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +358,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	s.Deps.Metrics.W = s.metricsFile
 	// The functions behind the Lambda Invoke API, for the keyferry CLI
 	// (AWS_ENDPOINT_URL_LAMBDA) and the triggers.
-	s.Lambda = lambdaemu.New(lambdaemu.Options{Region: Region, Account: Account, Log: s.Log})
+	s.Lambda = lambdaemu.New(lambdaemu.Options{Region: Region, Account: Account, Log: s.Log, Authorize: s.authorize})
 	if err := s.Lambda.Start("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("sandbox: lambda emulator: %w", err)
 	}
@@ -332,12 +389,22 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if err := s.startWorker(ctx); err != nil {
 		return nil, err
 	}
-	// 6. The agent process.
+	// 6. The agent processes.
 	if err := s.StartAgent(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.WaitAgent(ctx, 60*time.Second); err != nil {
 		return nil, err
+	}
+	if len(s.PoolAgents) > 0 {
+		for _, p := range s.PoolAgents {
+			if err := p.Start(); err != nil {
+				return nil, err
+			}
+		}
+		if err := s.WaitAgents(ctx, 60*time.Second); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -355,7 +422,7 @@ func (s *Sandbox) setCloudEnv() {
 		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(s.Dir, "aws-credentials"),
 		"AWS_ENDPOINT_URL_KMS":        s.Endpoints.KMS,
 		"AWS_ENDPOINT_URL_DYNAMODB":   s.Endpoints.DynamoDB,
-		"AWS_ENDPOINT_URL_SQS":        s.moto.URL(),
+		"AWS_ENDPOINT_URL_SQS":        s.motoSvc.URL(),
 		awsconfig.EnvWSEndpoint:       s.Endpoints.Management,
 		awsconfig.EnvSigningKey:       SigningKeyAlias,
 		awsconfig.EnvTablePrefix:      "keyferry-",
@@ -395,6 +462,29 @@ func (s *Sandbox) Env() []string {
 	}
 }
 
+// OperatorEnv is Env as the operator principal: the keyferry CLI signs
+// with the operator's key and calls KMS and DynamoDB through the IAM gates,
+// so every call it makes is decided by the template's OperatorPolicy. The
+// same as Env when IAM is off.
+func (s *Sandbox) OperatorEnv() []string {
+	env := s.Env()
+	if s.iam == nil {
+		return env
+	}
+	for i, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "AWS_ACCESS_KEY_ID":
+			env[i] = k + "=" + OperatorAccessKey
+		case "AWS_ENDPOINT_URL_KMS":
+			env[i] = k + "=" + s.iam.kms
+		case "AWS_ENDPOINT_URL_DYNAMODB":
+			env[i] = k + "=" + s.iam.ddb
+		}
+	}
+	return env
+}
+
 func (s *Sandbox) createTables(ctx context.Context) error {
 	ddb := dynamodb.NewFromConfig(aws.Config{Region: Region, Credentials: staticCreds(), BaseEndpoint: aws.String(s.Endpoints.DynamoDB)})
 	for _, in := range store.TableSchemas(store.TablesWithPrefix("keyferry-")) {
@@ -420,6 +510,12 @@ func staticCreds() aws.CredentialsProviderFunc {
 // Close stops the agent, the emulators and moto_server, and removes a temp dir.
 func (s *Sandbox) Close() error {
 	var errs []error
+	s.mu.Lock()
+	further := s.PoolAgents
+	s.mu.Unlock()
+	for _, p := range further {
+		errs = append(errs, p.Signal(syscall.SIGTERM))
+	}
 	errs = append(errs, s.StopAgent())
 	if s.worker != nil {
 		s.worker.Close()
@@ -445,6 +541,9 @@ func (s *Sandbox) Close() error {
 	}
 	if s.moto != nil {
 		s.moto.Close()
+	}
+	if s.motoSvc != nil {
+		s.motoSvc.Close()
 	}
 	if s.metricsFile != nil {
 		s.metricsFile.Close()

@@ -16,6 +16,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/keyferry/keyferry/agent/hsm"
+	"github.com/keyferry/keyferry/agent/hsm/hsmtest"
+	"github.com/keyferry/keyferry/shared/groups"
 )
 
 // createSigningKey creates the control plane's ECC_NIST_P256 signing key
@@ -51,6 +53,10 @@ func (s *Sandbox) writeAgentConfig(h hsm.Config, controlPlanePEM []byte) (string
 	if err := os.WriteFile(pubFile, controlPlanePEM, 0o600); err != nil {
 		return "", err
 	}
+	hb := s.Heartbeat
+	if hb <= 0 {
+		hb = 30 * time.Second
+	}
 	cfg := map[string]any{
 		"agent_id":  AgentID,
 		"hsm_pool":  Pool,
@@ -60,16 +66,16 @@ func (s *Sandbox) writeAgentConfig(h hsm.Config, controlPlanePEM []byte) (string
 		"log_level": "info",
 		"hsm": map[string]any{
 			"module": h.Module, "token_label": h.TokenLabel, "pin_file": h.PINFile,
-			"pool_size": 4, "identity_label": "kf-agent-identity",
+			"pool_size": 4, "identity_label": "kf-agent-identity", "init_args": h.InitArgs,
 		},
 		"control_plane": map[string]any{"public_key_file": pubFile, "clock_skew": "2m"},
 		"policy": map[string]any{
-			"accounts": []string{Account}, "regions": []string{Region},
+			"accounts": []string{Account}, "regions": s.agentRegions(),
 			"min_wrapping_key_bits": 2048,
 			"global_rate":           map[string]any{"per_minute": 6000, "burst": 100},
 			"group_rate":            map[string]any{"per_minute": 600, "burst": 20},
 		},
-		"tunnel":  map[string]any{"heartbeat_interval": "30s", "backoff_initial": "200ms", "backoff_max": "5s"},
+		"tunnel":  map[string]any{"heartbeat_interval": hb.String(), "backoff_initial": "200ms", "backoff_max": "5s"},
 		"audit":   map[string]any{"path": filepath.Join(dir, "audit.jsonl"), "sign": true},
 		"metrics": map[string]any{"listen": "127.0.0.1:0"},
 	}
@@ -82,7 +88,8 @@ func (s *Sandbox) writeAgentConfig(h hsm.Config, controlPlanePEM []byte) (string
 }
 
 // agentEnv is the agent process's environment: its own IAM identity for the
-// SigV4 presign, and the SoftHSM configuration.
+// SigV4 presign, and the SoftHSM configuration (NSS needs none: its
+// database is named in the agent config's hsm.init_args).
 func (s *Sandbox) agentEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -123,9 +130,9 @@ func (s *Sandbox) agentIdentity(ctx context.Context, cfg string) (string, error)
 	return string(out), nil
 }
 
-// writeGroups writes the key-groups file with the agent's identity
+// writeGroups writes the key-groups file with the agents' identities
 // registered in its pool, and the policy files beside it.
-func (s *Sandbox) writeGroups(identityPEM string) (string, error) {
+func (s *Sandbox) writeGroups(agents []groups.Agent) (string, error) {
 	src := defaultGroups
 	policyDir := ""
 	if s.GroupsFile != "" {
@@ -140,6 +147,12 @@ func (s *Sandbox) writeGroups(identityPEM string) (string, error) {
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		return "", fmt.Errorf("sandbox: groups file: %w", err)
 	}
+	entries := []any{}
+	ours := map[any]bool{}
+	for _, a := range agents {
+		entries = append(entries, map[string]any{"id": a.ID, "public_key": a.PublicKey})
+		ours[a.ID] = true
+	}
 	pools, _ := doc["hsm_pools"].([]any)
 	found := false
 	for _, p := range pools {
@@ -147,18 +160,18 @@ func (s *Sandbox) writeGroups(identityPEM string) (string, error) {
 		if pm["name"] != Pool {
 			continue
 		}
-		agents, _ := pm["agents"].([]any)
+		listed, _ := pm["agents"].([]any)
 		kept := []any{}
-		for _, a := range agents {
-			if am, _ := a.(map[string]any); am["id"] != AgentID {
+		for _, a := range listed {
+			if am, _ := a.(map[string]any); !ours[am["id"]] {
 				kept = append(kept, a)
 			}
 		}
-		pm["agents"] = append(kept, map[string]any{"id": AgentID, "public_key": identityPEM})
+		pm["agents"] = append(kept, entries...)
 		found = true
 	}
 	if !found {
-		doc["hsm_pools"] = append(pools, map[string]any{"name": Pool, "agents": []any{map[string]any{"id": AgentID, "public_key": identityPEM}}})
+		doc["hsm_pools"] = append(pools, map[string]any{"name": Pool, "agents": entries})
 	}
 	out, err := yaml.Marshal(doc)
 	if err != nil {
@@ -197,4 +210,45 @@ func copyTree(from, to string) error {
 		}
 		return os.WriteFile(filepath.Join(to, rel), b, 0o600)
 	})
+}
+
+// newToken creates the sandbox's token under Dir/hsm: an NSS softoken
+// database (default) or a SoftHSM2 token (NewSoftHSMToken sets
+// SOFTHSM2_CONF, restored by Close).
+func (s *Sandbox) newToken() (hsm.Config, error) {
+	if s.HSM == "" {
+		s.HSM = os.Getenv("KEYFERRY_SANDBOX_HSM")
+	}
+	if s.HSM == "" {
+		s.HSM = HSMNSS
+	}
+	dir := filepath.Join(s.Dir, "hsm")
+	switch s.HSM {
+	case HSMNSS:
+		cfg, err := hsmtest.NewNSSToken(dir)
+		if err != nil {
+			return cfg, fmt.Errorf("sandbox: NSS token: %w", err)
+		}
+		return cfg, nil
+	case HSMSoftHSM:
+		s.setenv("SOFTHSM2_CONF", os.Getenv("SOFTHSM2_CONF"))
+		cfg, err := hsmtest.NewSoftHSMToken(dir)
+		if err != nil {
+			return cfg, fmt.Errorf("sandbox: SoftHSM token: %w", err)
+		}
+		return cfg, nil
+	}
+	return hsm.Config{}, fmt.Errorf("sandbox: HSM %q: want %q or %q (KEYFERRY_SANDBOX_HSM)", s.HSM, HSMNSS, HSMSoftHSM)
+}
+
+// OpenHSM opens the sandbox's token in this process with the settings of
+// the agent's config file (a test that reads the HSM's side by PKCS#11:
+// public keys, objects). Close it before the sandbox.
+func (s *Sandbox) OpenHSM(ctx context.Context) (*hsm.HSM, error) {
+	cfg, err := s.TokenConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = s.Log.With("component", "test-hsm")
+	return hsm.Open(ctx, cfg)
 }

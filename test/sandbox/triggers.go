@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
 	"github.com/keyferry/keyferry/test/cfntemplate"
 	"github.com/keyferry/keyferry/test/triggers"
 )
@@ -37,11 +40,21 @@ func (s *Sandbox) StartTriggers(ctx context.Context, tpl *cfntemplate.Template, 
 	if tpl == nil {
 		return nil, errors.New("sandbox: triggers: no template")
 	}
-	if s.Endpoints.Lambda == "" || s.moto == nil {
+	if s.Endpoints.Lambda == "" || s.motoSvc == nil {
 		return nil, errors.New("sandbox: triggers: the Lambda Invoke API and moto_server must be running")
 	}
-	d, err := triggers.NewDeliverer(triggers.Options{LambdaEndpoint: s.Endpoints.Lambda, SQSEndpoint: s.moto.URL(),
-		Region: Region, Account: Account, Clock: triggers.NewClock(time.Now(), o.Scale), Duplicate: o.Duplicate, Log: s.Log})
+	// Scheduler invokes as each schedule's execution role (IAM decides
+	// lambda:InvokeFunction from the role's policy); CloudWatch alarms and
+	// EventBridge rules invoke as service principals under the function's
+	// resource policy, which triggers.ResolvePermissions reads from the
+	// template, so they use the sandbox's own key.
+	roleCreds := func(role string) aws.CredentialsProvider {
+		key, secret := s.roleCredentials("scheduler", role)
+		return credentials.NewStaticCredentialsProvider(key, secret, "")
+	}
+	d, err := triggers.NewDeliverer(triggers.Options{LambdaEndpoint: s.Endpoints.Lambda, SQSEndpoint: s.motoSvc.URL(),
+		Region: Region, Account: Account, Clock: triggers.NewClock(time.Now(), o.Scale), Duplicate: o.Duplicate, Log: s.Log,
+		Credentials: credentials.NewStaticCredentialsProvider(CloudAccessKey, CloudSecretKey, ""), RoleCredentials: roleCreds})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: triggers: %w", err)
 	}
@@ -57,7 +70,7 @@ func (s *Sandbox) StartTriggers(ctx context.Context, tpl *cfntemplate.Template, 
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: triggers: %w", err)
 	}
-	t.Alarms = triggers.NewAlarms(d, s.moto.URL(), t.Bus, perms)
+	t.Alarms = triggers.NewAlarms(d, s.motoSvc.URL(), t.Bus, perms)
 	return t, nil
 }
 

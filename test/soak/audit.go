@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,18 +24,14 @@ import (
 func (r *soakRun) audit(ctx context.Context) {
 	sb := r.sb
 	r.logf("audit: faults off; settling")
+	// Every agent of the pool that a fault left stopped starts again. A
+	// restarted agent re-probes the HSM before it dials: on a loaded
+	// 2-core CI machine that takes a while.
 	r.agentMu.Lock()
-	if sb.AgentPID() == 0 {
-		if err := sb.StartAgent(ctx); err != nil {
-			r.violate("agent start for audit: %v", err)
-		}
+	if err := sb.StartAgents(ctx, 90*time.Second); err != nil {
+		r.violate("pool agents not connected after the fault phase: %v", err)
 	}
 	r.agentMu.Unlock()
-	// A restarted agent re-probes the HSM (RSA key generation in SoftHSM)
-	// before it dials: on a loaded 2-core CI machine that takes a while.
-	if err := sb.WaitAgent(ctx, 90*time.Second); err != nil {
-		r.violate("agent not connected after the fault phase: %v", err)
-	}
 	r.settle(ctx)
 	// Liveness after the storm: every group rotates cleanly.
 	last, err := sb.RotateAll(ctx, "schedule", 60*time.Second)
@@ -51,12 +49,15 @@ func (r *soakRun) audit(ctx context.Context) {
 	r.checkGenerations(ctx)
 	r.checkAuditChain(ctx)
 	r.checkPlaintext()
+	// Every connection the gateway dropped is gone, and every agent of the
+	// pool said hello again on a new one (StartAgents above).
 	r.mu.Lock()
-	if r.drops > 0 && r.rep.Reconnects == 0 {
-		r.mu.Unlock()
-		r.violate("%d connection drops but no observed reconnect", r.drops)
-	} else {
-		r.mu.Unlock()
+	dropped := slices.Clone(r.dropped)
+	r.mu.Unlock()
+	for _, c := range sb.Gateway.Connections() {
+		if slices.Contains(dropped, c.ID) {
+			r.violate("connection %s was dropped but is still open", c.ID)
+		}
 	}
 }
 
@@ -225,33 +226,45 @@ func (r *soakRun) checkKMS(ctx context.Context) {
 // checkAuditChain runs `keyferry-agent audit verify -pubkey` on the agent's
 // audit log with the registered identity public key.
 func (r *soakRun) checkAuditChain(ctx context.Context) {
-	var pem string
+	// Every agent of the pool keeps its own chain, signed by its own
+	// identity key.
+	files := map[string]string{sandbox.AgentID: filepath.Join(r.sb.Dir, "agent", "audit.jsonl")}
+	for _, p := range r.sb.PoolAgents {
+		files[p.ID] = filepath.Join(filepath.Dir(p.Config), "audit.jsonl")
+	}
+	r.rep.AuditRecords = 0
 	for _, p := range r.sb.Groups.HSMPools {
 		for _, a := range p.Agents {
-			if a.ID == sandbox.AgentID {
-				pem = a.PublicKey
+			if path, ok := files[a.ID]; ok {
+				r.checkAuditChainOf(ctx, a.ID, a.PublicKey, path)
+				delete(files, a.ID)
 			}
 		}
 	}
-	pubFile := filepath.Join(r.sb.Dir, "agent-identity.pem")
+	for id := range files {
+		r.violate("audit chain: agent %s is not registered in the pool", id)
+	}
+}
+
+func (r *soakRun) checkAuditChainOf(ctx context.Context, id, pem, path string) {
+	pubFile := filepath.Join(r.sb.Dir, id+"-identity.pem")
 	if err := os.WriteFile(pubFile, []byte(pem), 0o600); err != nil {
-		r.violate("audit chain: %v", err)
+		r.violate("audit chain of %s: %v", id, err)
 		return
 	}
-	out, err := exec.CommandContext(ctx, r.sb.AgentBinary, "audit", "verify", "-pubkey", pubFile, filepath.Join(r.sb.Dir, "agent", "audit.jsonl")).CombinedOutput()
+	out, err := exec.CommandContext(ctx, r.sb.AgentBinary, "audit", "verify", "-pubkey", pubFile, path).CombinedOutput()
 	if err != nil {
-		r.violate("audit chain does not verify: %v: %s", err, strings.TrimSpace(string(out)))
+		r.violate("audit chain of %s does not verify: %v: %s", id, err, strings.TrimSpace(string(out)))
 		return
 	}
 	m := regexp.MustCompile(`OK: (\d+) records`).FindSubmatch(out)
 	if m == nil {
-		r.violate("audit verify printed no record count: %s", out)
+		r.violate("audit verify of %s printed no record count: %s", id, out)
 		return
 	}
-	for _, c := range m[1] {
-		r.rep.AuditRecords = r.rep.AuditRecords*10 + int(c-'0')
-	}
-	r.logf("audit chain: %s", strings.TrimSpace(string(out)))
+	n, _ := strconv.Atoi(string(m[1]))
+	r.rep.AuditRecords += n
+	r.logf("audit chain of %s: %s", id, strings.TrimSpace(string(out)))
 }
 
 // materials returns the emulator's imported plaintexts (test-only accessor).

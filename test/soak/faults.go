@@ -18,22 +18,28 @@ import (
 
 // Fault kinds, the keys of Report.FaultsInjected.
 const (
-	FaultKMS5xx           = "kms_5xx"
-	FaultKMSThrottle      = "kms_throttle_storm"
-	FaultKMSLatency       = "kms_latency"
-	FaultKMSApplyDrop     = "kms_apply_then_drop"
-	FaultDDB5xx           = "dynamodb_5xx"
-	FaultDDBThrottle      = "dynamodb_throttled"
-	FaultDDBLatency       = "dynamodb_latency"
-	FaultDDBTimeout       = "dynamodb_timeout"
-	FaultDDBApplyDrop     = "dynamodb_apply_then_drop"
-	FaultDDBConflict      = "dynamodb_conditional_conflict"
-	FaultWSDrop           = "ws_message_dropped"
-	FaultWSDuplicate      = "ws_message_duplicated"
-	FaultWSReorder        = "ws_message_reordered"
-	FaultWSGone           = "ws_post_gone"
-	FaultWSConnDrop       = "ws_connection_dropped_mid_message"
-	FaultAgentKill        = "agent_sigkill_restart"
+	FaultKMS5xx       = "kms_5xx"
+	FaultKMSThrottle  = "kms_throttle_storm"
+	FaultKMSLatency   = "kms_latency"
+	FaultKMSApplyDrop = "kms_apply_then_drop"
+	FaultDDB5xx       = "dynamodb_5xx"
+	FaultDDBThrottle  = "dynamodb_throttled"
+	FaultDDBLatency   = "dynamodb_latency"
+	FaultDDBTimeout   = "dynamodb_timeout"
+	FaultDDBApplyDrop = "dynamodb_apply_then_drop"
+	FaultDDBConflict  = "dynamodb_conditional_conflict"
+	FaultWSDrop       = "ws_message_dropped"
+	FaultWSDuplicate  = "ws_message_duplicated"
+	FaultWSReorder    = "ws_message_reordered"
+	FaultWSGone       = "ws_post_gone"
+	FaultWSConnDrop   = "ws_connection_dropped_mid_message"
+	FaultAgentKill    = "agent_sigkill_restart"
+	// The pool's second agent: SIGTERM (drain: finish or hand back what it
+	// holds, say so, exit) and start again.
+	FaultAgentDrained = "agent_drained"
+	// The pool's second agent frozen (SIGSTOP) longer than its heartbeat
+	// lapse, then thawed: a link that drops without a FIN.
+	FaultAgentPartitioned = "agent_partitioned_silently"
 	FaultClockSkew        = "clock_skew_5m"
 	FaultImportExpiry     = "import_parameters_expired"
 	FaultDuplicateTrigger = "duplicate_trigger"
@@ -241,11 +247,21 @@ func sortedKinds(m map[string]int) []string {
 // countHSMFaults counts the HSM faults the agent's hsmfault build logged
 // ("hsm fault injected", by kind) across every agent process of the run.
 func (r *soakRun) countHSMFaults() {
-	b, err := os.ReadFile(filepath.Join(r.sb.Dir, "agent.log"))
-	if err != nil {
-		r.violate("agent.log: %v", err)
-		return
+	logs := []string{filepath.Join(r.sb.Dir, "agent.log")}
+	for _, p := range r.sb.PoolAgents {
+		logs = append(logs, p.Log)
 	}
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			r.violate("agent log: %v", err)
+			return
+		}
+		r.countHSMFaultLines(b)
+	}
+}
+
+func (r *soakRun) countHSMFaultLines(b []byte) {
 	for _, line := range bytes.Split(b, []byte("\n")) {
 		if !bytes.Contains(line, []byte(`"hsm fault injected"`)) {
 			continue

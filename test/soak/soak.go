@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -106,6 +107,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		AgentBuildTags: []string{"hsmfault"},
 		AgentEnv:       []string{"KEYFERRY_HSM_FAULTS=device_error=0.03,session_loss=0.03"},
 		JobTimeout:     8 * time.Second, RequestTTL: 6 * time.Second,
+		// A pool of two agents on the one token; a heartbeat of 1 s hands
+		// a silently partitioned agent's requests over within about 4 s.
+		Agents: 2, Heartbeat: time.Second,
 		Log:      slog.New(slog.NewJSONHandler(cpLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		KMSFault: inj.kms, GatewayFault: inj.gateway, DynamoFault: inj.dynamo,
 	})
@@ -134,7 +138,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	inj.onConnDrop = func(id string) {
 		time.Sleep(time.Duration(inj.intn(50)) * time.Millisecond)
 		_, _ = mgmt.DeleteConnection(context.Background(), &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: aws.String(id)})
-		r.noteDrop()
+		r.noteDrop(id)
 	}
 	// Import parameters expire between wrap and import: the tokens in
 	// flight expire, the cloud's clock stays (moving KMS's clock a day
@@ -169,7 +173,7 @@ type soakRun struct {
 	rep     Report
 	jobs    map[string]bool
 	busy    map[string]bool // groups a worker is rotating now
-	drops   int
+	dropped []string        // connections the gateway dropped (DeleteConnection)
 	outMu   sync.Mutex
 	agentMu sync.Mutex // serialises kill/restart with the final checks
 }
@@ -188,9 +192,9 @@ func (r *soakRun) violate(format string, args ...any) {
 	r.logf("VIOLATION %s", msg)
 }
 
-func (r *soakRun) noteDrop() {
+func (r *soakRun) noteDrop(id string) {
 	r.mu.Lock()
-	r.drops++
+	r.dropped = append(r.dropped, id)
 	r.mu.Unlock()
 }
 
@@ -285,7 +289,7 @@ func (r *soakRun) chaos(ctx context.Context) {
 			return
 		case <-time.After(time.Duration(3000+r.inj.intn(4000)) * time.Millisecond):
 		}
-		switch r.inj.intn(4) {
+		switch r.inj.intn(6) {
 		case 0:
 			r.inj.count(FaultAgentKill)
 			r.logf("chaos: SIGKILL agent")
@@ -319,6 +323,41 @@ func (r *soakRun) chaos(ctx context.Context) {
 				r.logf("chaos: drop connection")
 				r.inj.onConnDrop(conns[0].ID)
 				r.waitReconnect(ctx, "after connection drop")
+			}
+		case 4, 5:
+			if len(r.sb.PoolAgents) == 0 {
+				continue
+			}
+			p := r.sb.PoolAgents[0]
+			r.agentMu.Lock()
+			if n := r.inj.intn(2); n == 0 {
+				// Drain: SIGTERM waits for the agent to finish what it
+				// holds, say so and exit; then it starts again.
+				r.inj.count(FaultAgentDrained)
+				r.logf("chaos: drain %s", p.ID)
+				if err := p.Signal(syscall.SIGTERM); err != nil {
+					r.violate("drain %s: %v", p.ID, err)
+				}
+				time.Sleep(time.Duration(r.inj.intn(1000)) * time.Millisecond)
+				if err := p.Start(); err != nil {
+					r.violate("agent %s restart after drain: %v", p.ID, err)
+				} else if err := r.sb.WaitAgents(ctx, 60*time.Second); err == nil {
+					r.mu.Lock()
+					r.rep.Reconnects++
+					r.mu.Unlock()
+				}
+			} else {
+				// A partition without a FIN: frozen past 3 heartbeats, then
+				// back on the same connection.
+				r.inj.count(FaultAgentPartitioned)
+				r.logf("chaos: partition %s silently", p.ID)
+				_ = p.Signal(syscall.SIGSTOP)
+				time.Sleep(time.Duration(4000+r.inj.intn(2000)) * time.Millisecond)
+				_ = p.Signal(syscall.SIGCONT)
+			}
+			r.agentMu.Unlock()
+			if err := r.sb.WaitAgents(ctx, 60*time.Second); err != nil && ctx.Err() == nil {
+				r.violate("pool agents not back after %s: %v", p.ID, err)
 			}
 		}
 	}

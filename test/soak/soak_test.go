@@ -26,10 +26,15 @@ func TestSoakShort(t *testing.T) {
 	}
 	defer func() {
 		if t.Failed() {
-			// The agent's own log is the first thing to read after a violation.
-			if b, err := os.ReadFile(filepath.Join(dir, "agent.log")); err == nil {
-				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-				t.Logf("agent.log (last %d lines):\n%s", min(60, len(lines)), strings.Join(lines[max(0, len(lines)-60):], "\n"))
+			// The agents' own logs are the first thing to read after a
+			// violation: the first agent's agent.log and the pool's
+			// <agent id>.log.
+			logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+			for _, l := range logs {
+				if b, err := os.ReadFile(l); err == nil {
+					lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+					t.Logf("%s (last %d lines):\n%s", filepath.Base(l), min(60, len(lines)), strings.Join(lines[max(0, len(lines)-60):], "\n"))
+				}
 			}
 		}
 	}()

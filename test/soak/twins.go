@@ -6,39 +6,26 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/keyferry/keyferry/agent/hsm"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/keyspec"
 	"github.com/keyferry/keyferry/shared/wrapping"
+	"github.com/keyferry/keyferry/test/sandbox"
 )
 
-// OpenHSM opens the sandbox's SoftHSM token in this process, with the
+// OpenHSM opens the sandbox's token (NSS or SoftHSM) in this process, with the
 // settings of the agent's own config file.
 func OpenHSM(ctx context.Context, dir string) (*hsm.HSM, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "agent", "agent.yaml"))
+	cfg, err := sandbox.AgentTokenConfig(filepath.Join(dir, "agent", "agent.yaml"))
 	if err != nil {
 		return nil, err
 	}
-	var cfg struct {
-		HSM struct {
-			Module     string `yaml:"module"`
-			TokenLabel string `yaml:"token_label"`
-			PINFile    string `yaml:"pin_file"`
-		} `yaml:"hsm"`
-	}
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		return nil, fmt.Errorf("soak: agent.yaml: %w", err)
-	}
-	return hsm.Open(ctx, hsm.Config{Module: cfg.HSM.Module, TokenLabel: cfg.HSM.TokenLabel, PINFile: cfg.HSM.PINFile, PoolSize: 2,
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	cfg.PoolSize, cfg.Logger = 2, slog.New(slog.NewJSONHandler(io.Discard, nil))
+	return hsm.Open(ctx, cfg)
 }
 
 // checkGenerations: every generation's KMS material equals its HSM twin.

@@ -178,7 +178,7 @@ func (a *Alarms) SetState(ctx context.Context, name string, state cwtypes.StateV
 			}
 			// CloudWatch invokes asynchronously; Lambda's async queue retries.
 			out.Direct = append(out.Direct, a.d.deliver(ctx, act, body, now,
-				retryPlan{maxRetries: 2, maxAge: 6 * time.Hour, backoff: expBackoff}, "", nil))
+				retryPlan{maxRetries: 2, maxAge: 6 * time.Hour, backoff: expBackoff}, "", nil, nil))
 		}
 	}
 	if a.Bus != nil {

@@ -67,7 +67,11 @@ type Options struct {
 	LambdaEndpoint, SQSEndpoint string
 	Region, Account             string
 	Credentials                 aws.CredentialsProvider
-	Clock                       *Clock
+	// RoleCredentials, when set, gives the credentials of an execution role
+	// (a template logical id): Scheduler invokes a target as the schedule's
+	// role. Nil (or a nil answer): Credentials.
+	RoleCredentials func(roleLogicalID string) aws.CredentialsProvider
+	Clock           *Clock
 	// Duplicate is the probability (0..1) that a delivered invocation is
 	// delivered a second time (at least once, sometimes twice).
 	Duplicate float64
@@ -166,9 +170,13 @@ func (e *InvokeError) Unwrap() error { return e.Err }
 
 // invokeOnce makes one asynchronous Invoke (InvocationType Event) of
 // function (a name or ARN) with payload exactly as given.
-func (d *Deliverer) invokeOnce(ctx context.Context, function string, payload []byte) error {
+func (d *Deliverer) invokeOnce(ctx context.Context, function string, payload []byte, creds aws.CredentialsProvider) error {
 	d.invokes.Add(1)
-	_, err := d.lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(function), InvocationType: lambdatypes.InvocationTypeEvent, Payload: payload})
+	var opts []func(*lambda.Options)
+	if creds != nil {
+		opts = append(opts, func(o *lambda.Options) { o.Credentials = creds })
+	}
+	_, err := d.lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(function), InvocationType: lambdatypes.InvocationTypeEvent, Payload: payload}, opts...)
 	if err == nil {
 		return nil
 	}
@@ -214,15 +222,15 @@ type retryPlan struct {
 // plan from eventTime, and on giving up sends dlq (if a queue URL is set)
 // with the attributes dlqAttrs(lastErr, retries) and body payload.
 func (d *Deliverer) deliver(ctx context.Context, target string, payload []byte, eventTime time.Time, plan retryPlan,
-	dlqURL string, dlqAttrs func(e *InvokeError, retries int) map[string]string) Delivery {
+	dlqURL string, dlqAttrs func(e *InvokeError, retries int) map[string]string, creds aws.CredentialsProvider) Delivery {
 	out := Delivery{Target: target}
 	for n := 0; ; n++ {
 		out.Attempts++
-		err := d.invokeOnce(ctx, target, payload)
+		err := d.invokeOnce(ctx, target, payload, creds)
 		if err == nil {
 			out.Delivered = 1
 			if d.opts.Duplicate > 0 && d.float() < d.opts.Duplicate {
-				if d.invokeOnce(ctx, target, payload) == nil {
+				if d.invokeOnce(ctx, target, payload, creds) == nil {
 					d.duplicates.Add(1)
 					out.Delivered = 2
 				}

@@ -322,7 +322,7 @@ func (b *Bus) Put(ctx context.Context, ev Event) ([]RuleDelivery, error) {
 					"RULE_ARN": ru.ARN, "TARGET_ARN": tg.ARN, "ERROR_CODE": e.Code, "ERROR_MESSAGE": e.Message,
 					"EXHAUSTED_RETRY_CONDITION": cond, "RETRY_ATTEMPTS": strconv.Itoa(retries),
 				}
-			})
+			}, nil)
 			out = append(out, RuleDelivery{Rule: ru.LogicalID, Target: tg.ID, Delivery: del})
 		}
 	}

@@ -219,8 +219,17 @@ func (s *Scheduler) fire(ctx context.Context, sc *Schedule, due time.Time, wait 
 			"SCHEDULE_ARN":   sc.ARN,
 			"TARGET_ARN":     sc.TargetARN,
 		}
-	})
+	}, s.roleCredentials(sc))
 	return ex
+}
+
+// roleCredentials are the credentials of sc's execution role (Scheduler
+// assumes it to invoke the target), or nil for the Deliverer's own.
+func (s *Scheduler) roleCredentials(sc *Schedule) aws.CredentialsProvider {
+	if s.d.opts.RoleCredentials == nil || sc.RoleLogicalID == "" {
+		return nil
+	}
+	return s.d.opts.RoleCredentials(sc.RoleLogicalID)
 }
 
 func expBackoff(n int) time.Duration {

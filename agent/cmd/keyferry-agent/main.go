@@ -1,12 +1,20 @@
 // Command keyferry-agent is the on-premises daemon that wraps HSM-born keys
 // for import into AWS KMS over one outbound websocket.
 //
-//	keyferry-agent run   [-config FILE]   run the daemon (SIGTERM: graceful shutdown)
+//	keyferry-agent run   [-config FILE]   run the daemon (SIGTERM: drain, see below)
 //	keyferry-agent check [-config FILE]   validate config, log in to the HSM, print the
 //	                                      capability table and the identity public key
 //	keyferry-agent identity [-config FILE] print only the identity public key (PEM)
 //	keyferry-agent audit verify [-pubkey PEM] FILE
 //	keyferry-agent version
+//
+// SIGTERM (or SIGINT) drains the agent: it stops taking new wrap requests
+// (any that arrive are refused with "agent is shutting down; retry"), tells
+// the control plane with a signed draining notice listing the requests it
+// still finishes (every other request outstanding at it goes to another
+// agent of its HSM pool at once), finishes those, waits until their results
+// are acknowledged on the tunnel, then exits (at most 60 s). Restarting the
+// agents of a pool one after the other therefore loses no rotation.
 package main
 
 import (
@@ -79,7 +87,8 @@ func (e usageError) Error() string { return e.msg }
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
-  keyferry-agent run   [-config FILE]
+  keyferry-agent run   [-config FILE]      (SIGTERM: stop taking requests, tell the control
+                                          plane, finish held requests, exit)
   keyferry-agent check [-config FILE]
   keyferry-agent identity [-config FILE]
   keyferry-agent audit verify [-pubkey PEM] FILE

@@ -108,7 +108,8 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	})
 	m := metrics.New()
 	d, err := daemon.New(daemon.Config{AgentID: cfg.AgentID, Version: version, HSMPool: cfg.HSMPool, PoolSize: cfg.HSM.PoolSize,
-		HSM: h, Identity: id, Capabilities: daemon.HelloCapabilities(caps), Policy: pol, Audit: alog, Metrics: m, Logger: log})
+		HSM: h, Identity: id, Capabilities: daemon.HelloCapabilities(caps, daemon.Allowed{KeySpecs: specs, MinWrappingKeyBits: cfg.Policy.MinWrappingKeyBits}), Policy: pol, Audit: alog, Metrics: m, Logger: log,
+		Heartbeat: cfg.Tunnel.HeartbeatInterval.D()})
 	if err != nil {
 		return err
 	}

@@ -54,6 +54,9 @@ type config struct {
 	wrapPool       int
 	cpuProfile     string
 	dir            string
+	fleetInProcess bool
+	failoverTrials int
+	fleetTimeout   time.Duration
 }
 
 func main() {
@@ -74,8 +77,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.latencyWorkers, "latency-workers", 4, "rotations in flight during the latency run")
 	fs.IntVar(&c.cliKeys, "cli-keys", 20, "keys in the AWS CLI vs keyferry comparison")
 	fs.IntVar(&c.wrapPool, "wrapping-key-pool", 64, "KMS emulator pre-generated wrapping keys per size")
+	fs.BoolVar(&c.fleetInProcess, "fleet-inprocess", true, "after the fleet run on the RIE topology, run the same fleet with the functions in this process (fleet_inprocess_*), side by side")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (emulators + control plane) for the fleet run")
-	fs.StringVar(&c.only, "only", "", "run one phase only: wraps, lambda, sandbox or fleet")
+	fs.DurationVar(&c.fleetTimeout, "fleet-timeout", 20*time.Minute, "how long the fleet run follows its jobs after the last trigger before it counts the unfinished as failed (a loaded 2-core machine needs more than the 11 min an idle one takes for 1000 keys)")
+	fs.IntVar(&c.failoverTrials, "failover-trials", 20, "trials per mode (agent killed, agent silently partitioned) of the pool failover figures")
+	fs.StringVar(&c.only, "only", "", "run one phase only: wraps, lambda, sandbox, failover or fleet")
 	fs.StringVar(&c.dir, "dir", "", "working directory (default: a temporary one, removed at the end)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -170,8 +176,14 @@ func (b *runner) all(ctx context.Context) error {
 	if want("sandbox") {
 		errs = append(errs, b.phase("sandbox (quotas off): lambda init, CLI vs keyferry, rotation latency", func() error { return b.quotasOff(ctx) }))
 	}
+	if want("failover") {
+		errs = append(errs, b.phase(fmt.Sprintf("failover of a two-agent pool: %d trials per mode", b.cfg.failoverTrials), func() error { return b.failover(ctx) }))
+	}
 	if want("fleet") {
 		errs = append(errs, b.phase(fmt.Sprintf("fleet: %d keys at quota scale %g", b.cfg.fleetKeys, b.cfg.quotaScale), func() error { return b.fleet(ctx) }))
+		if b.cfg.fleetInProcess {
+			errs = append(errs, b.phase(fmt.Sprintf("fleet, functions in process: %d keys at quota scale %g", b.cfg.fleetKeys, b.cfg.quotaScale), func() error { return b.fleetInProcess(ctx) }))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -403,6 +415,89 @@ func (b *runner) quotasOff(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// failoverHeartbeat is the agents' heartbeat in the failover phase: a
+// silent agent is handed over after 3 of them (the default is minutes).
+const failoverHeartbeat = time.Second
+
+// failover measures how long a two-agent pool takes to move a wrap request
+// from a lost agent A to agent B (bench.PoolFailover): A SIGKILLed holding
+// the request, and A frozen without a FIN, failoverTrials each.
+func (b *runner) failover(ctx context.Context) error {
+	freshEnv()
+	drop := &bench.ResultDrop{}
+	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: filepath.Join(b.dir, "sandbox-failover"), AgentBinary: b.agent,
+		Functions: sandbox.FunctionsInProcess, Agents: 2, Heartbeat: failoverHeartbeat, GatewayFault: drop.Fault,
+		JobTimeout: 2 * time.Minute, RequestTTL: time.Minute})
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	for _, mode := range []string{bench.FailoverKilled, bench.FailoverPartitioned} {
+		ds, err := bench.PoolFailover(ctx, sb, drop, "webhook-mac", mode, b.cfg.failoverTrials)
+		if err != nil {
+			return err
+		}
+		how := map[string]string{
+			bench.FailoverKilled:      "agent A SIGKILLed holding the request (its result lost) to agent B's wrap_result",
+			bench.FailoverPartitioned: "agent A frozen without a FIN (SIGSTOP) to agent B's wrap_result; bound 3 heartbeats + 1",
+		}[mode]
+		b.report.Add("failover_"+mode+"_p50_ms", bench.Millis(bench.Percentile(ds, 50)), "ms", fmt.Sprintf("%s, %d trials, heartbeat %s", how, len(ds), failoverHeartbeat))
+		b.report.Add("failover_"+mode+"_max_ms", bench.Millis(bench.Percentile(ds, 100)), "ms", "")
+	}
+	return nil
+}
+
+// fleetInProcess is the fleet run with the functions' Go handlers in this
+// process (one pacer cache, no instance limits, no IAM): the figures the
+// control plane had before it ran on the RIE topology, for comparison.
+func (b *runner) fleetInProcess(ctx context.Context) error {
+	pol, err := b.policy()
+	if err != nil {
+		return err
+	}
+	n := b.cfg.fleetKeys
+	set := bench.GroupSet{Prefix: "fleetip", InPlace: n / 2, AliasSwap: n - n/2, WrappingKeySpec: "RSA_2048"}
+	gfile, err := bench.WriteGroupsFile(filepath.Join(b.dir, "groups-fleet-inprocess"), pol, set)
+	if err != nil {
+		return err
+	}
+	freshEnv()
+	sb, err := sandbox.Start(ctx, sandbox.Options{GroupsFile: gfile, Dir: filepath.Join(b.dir, "sandbox-fleet-inprocess"), AgentBinary: b.agent,
+		Functions: sandbox.FunctionsInProcess, QuotaScale: b.cfg.quotaScale, WrappingKeyPool: b.cfg.wrapPool, JobTimeout: b.cfg.fleetTimeout + 10*time.Minute, RequestTTL: 5 * time.Minute})
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	inPlace, swap := set.Names()
+	fr := bench.Fleet(ctx, sb, b.fleetReader(ctx, sb), append(inPlace, swap...), "fleetip", b.cfg.fleetTriggers, 250*time.Millisecond, b.cfg.fleetTimeout)
+	o := bench.Summarize(fr.Samples)
+	achieved := float64(o.OK) / fr.Elapsed.Seconds()
+	b.report.Add("fleet_inprocess_keys", float64(o.OK), "", "the same fleet, functions in this process")
+	b.report.Add("fleet_inprocess_keys_per_s", achieved, "1/s", fmt.Sprintf("in %.1f s", fr.Elapsed.Seconds()))
+	b.report.Add("fleet_inprocess_quota_utilisation", achieved/(1*b.cfg.quotaScale), "", "achieved / bound, functions in process")
+	b.report.Add("fleet_inprocess_failed_jobs", float64(o.Failed), "", "should be 0")
+	b.quotaTimeline("fleet_inprocess", fr)
+	if o.Failed > 0 {
+		return fmt.Errorf("fleet in process: %d of %d jobs failed or did not finish", o.Failed, n)
+	}
+	return nil
+}
+
+// quotaTimeline reports where a fleet's elapsed time went, seen from the
+// binding quota (GetParametersForImport at the pacer's interval): what
+// keeps utilisation below the pacer's fraction.
+func (b *runner) quotaTimeline(prefix string, fr bench.FleetResult) {
+	p := pacer.New(pacer.DefaultFraction, b.cfg.quotaScale)
+	interval := time.Duration(float64(time.Second) / (pacer.Quotas[string(pacer.OpGetParametersForImport)] * p.Fraction * p.Scale))
+	t := fr.Timeline(interval)
+	el := fr.Elapsed.Seconds()
+	share := func(d time.Duration) string { return fmt.Sprintf("%.0f%% of %.1f s", 100*d.Seconds()/el, el) }
+	b.report.Add(prefix+"_quota_lead_s", t.Lead.Seconds(), "s", "first trigger -> first GetParametersForImport answered, "+share(t.Lead))
+	b.report.Add(prefix+"_quota_paced_s", t.Paced.Seconds(), "s", fmt.Sprintf("%d calls at the pacer's interval %s, %s", t.Calls, interval, share(t.Paced)))
+	b.report.Add(prefix+"_quota_idle_s", t.Idle.Seconds(), "s", fmt.Sprintf("quota unused beyond the interval (longest %.1f s, from %.1f s), %s", t.LongestIdle.Seconds(), t.LongestIdleAt.Seconds(), share(t.Idle)))
+	b.report.Add(prefix+"_quota_tail_s", t.Tail.Seconds(), "s", "last GetParametersForImport -> last job done, "+share(t.Tail))
+}
+
 // fleet rotates fleetKeys groups at once against quotas scaled by quotaScale.
 func (b *runner) fleet(ctx context.Context) error {
 	pol, err := b.policy()
@@ -426,7 +521,7 @@ func (b *runner) fleet(ctx context.Context) error {
 		return nil
 	}
 	sb, err := sandbox.Start(ctx, sandbox.Options{GroupsFile: gfile, Dir: filepath.Join(b.dir, "sandbox-fleet"), AgentBinary: b.agent,
-		QuotaScale: b.cfg.quotaScale, WrappingKeyPool: b.cfg.wrapPool, JobTimeout: 10 * time.Minute, RequestTTL: 5 * time.Minute,
+		QuotaScale: b.cfg.quotaScale, WrappingKeyPool: b.cfg.wrapPool, JobTimeout: b.cfg.fleetTimeout + 10*time.Minute, RequestTTL: 5 * time.Minute,
 		DynamoFault: count})
 	if err != nil {
 		return err
@@ -464,7 +559,7 @@ func (b *runner) fleet(ctx context.Context) error {
 	// worker's mapping runs at most jobqueue.WorkerMaxConcurrency at once).
 	// The driver's own job polling reads the jobs table through the store
 	// directly, not through the counting proxy.
-	fr := bench.Fleet(ctx, sb, b.fleetReader(ctx, sb), groups, "fleet", b.cfg.fleetTriggers, 250*time.Millisecond, 8*time.Minute)
+	fr := bench.Fleet(ctx, sb, b.fleetReader(ctx, sb), groups, "fleet", b.cfg.fleetTriggers, 250*time.Millisecond, b.cfg.fleetTimeout)
 	b.fleetCPU = bench.SnapshotCPU().Sub(cpu0)
 	b.fleetWall = fr.Elapsed
 	stats := sb.Emulator.Stats()
@@ -482,6 +577,7 @@ func (b *runner) fleet(ctx context.Context) error {
 	b.report.Add("fleet_failed_jobs", float64(o.Failed), "", "should be 0")
 	b.report.Add("fleet_throttle_errors_surfaced", float64(o.Throttled), "", "jobs failed by throttling; should be 0")
 	b.report.Add("fleet_throttles_absorbed", float64(throttles), "", "ThrottlingException answers the pacer retried")
+	b.quotaTimeline("fleet", fr)
 	if o.OK > 0 {
 		rot := float64(o.OK)
 		var kmsCalls int

@@ -1,11 +1,12 @@
 // Command sandbox runs the whole keyferry system on this machine (`make
-// sandbox`): a fresh SoftHSM2 token, moto_server (DynamoDB), the KMS
-// emulator, the API Gateway WebSocket emulator with the real Lambda
-// handlers, and a keyferry-agent process. It rotates every group once, then
-// keeps firing schedules every few seconds and prints a live table, until
-// Ctrl-C.
+// sandbox`): a fresh NSS softoken database (or SoftHSM2 token),
+// moto_server (DynamoDB), the KMS emulator, the API Gateway WebSocket
+// emulator with the real Lambda handlers, and the sandbox pool's
+// keyferry-agent processes (two by default, one token). It rotates every
+// group once, then keeps firing schedules every few seconds and prints a
+// live table (which agent wrapped each job), until Ctrl-C.
 //
-//	go run ./test/cmd/sandbox [--once] [--json] [--groups FILE] [--every 15s]
+//	go run ./test/cmd/sandbox [--once] [--json] [--groups FILE] [--every 15s] [--agents 2]
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -39,6 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	every := fs.Duration("every", 15*time.Second, "how often the schedules fire while running")
 	dir := fs.String("dir", "", "working directory (default: a temporary one, removed on exit)")
 	verbose := fs.Bool("v", false, "log the control plane and gateway (JSON) on stderr")
+	agents := fs.Int("agents", 2, "keyferry-agent processes in the sandbox pool (each its own identity key on the one token)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -52,8 +55,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, format+"\n", a...)
 		}
 	}
-	info("keyferry sandbox: starting SoftHSM2, moto_server, KMS emulator, gateway emulator and keyferry-agent ...")
+	if *agents < 1 {
+		fmt.Fprintf(stderr, "sandbox: --agents %d: the pool needs at least 1 agent\n", *agents)
+		return 2
+	}
+	info("keyferry sandbox: starting the token, moto_server, KMS emulator, gateway emulator and %d keyferry-agent processes ...", *agents)
 	sb, err := sandbox.Start(ctx, sandbox.Options{
+		Agents:     *agents,
 		GroupsFile: *groupsFile,
 		Dir:        *dir,
 		Log:        logger(*verbose, stderr),
@@ -64,7 +72,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer sb.Close()
 	info("endpoints:\n  KMS        %s\n  DynamoDB   %s\n  WebSocket  %s\n", sb.Endpoints.KMS, sb.Endpoints.DynamoDB, sb.Endpoints.WebSocket)
-	info("to use the AWS CLI or keyferry against it:\n  export %s\n", strings.Join(sb.Env(), " \\\n         "))
+	info("to use the AWS CLI or keyferry against it (the sandbox's admin key):\n  export %s\n", strings.Join(sb.Env(), " \\\n         "))
+	if op := sb.OperatorEnv(); !slices.Equal(op, sb.Env()) {
+		info("or as the template's operator principal (IAM from the template decides every call):\n  export %s\n", strings.Join(op, " \\\n         "))
+	}
 
 	last := map[string]*store.Job{}
 	jobs, rotErr := sb.RotateAll(ctx, "schedule", 90*time.Second)
@@ -102,7 +113,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if rotErr != nil {
 		fmt.Fprintf(stderr, "sandbox: first rotation: %v\n", rotErr)
 	}
-	info("running; schedules fire every %s. Ctrl-C stops everything.", *every)
+	// The template's own triggers: every EventBridge Scheduler schedule
+	// (rotations, keepalive) fires with its exact Input through the Lambda
+	// Invoke API, retried per its retry policy, dead-lettered to its DLQ.
+	var trig *sandbox.Triggers
+	if sb.Template != nil {
+		if trig, err = sb.StartTriggers(ctx, sb.Template, sandbox.TriggerOptions{}); err != nil {
+			fmt.Fprintf(stderr, "sandbox: %v\n", err)
+			return 1
+		}
+		info("running; the template's %d schedules fire every %s. Ctrl-C stops everything.", len(trig.Scheduler.Schedules), *every)
+	} else {
+		info("running; schedules fire every %s. Ctrl-C stops everything.", *every)
+	}
 	tick := time.NewTicker(*every)
 	defer tick.Stop()
 	for {
@@ -112,10 +135,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case <-tick.C:
 		}
-		jobs, err := sb.RotateAll(ctx, "schedule", 90*time.Second)
-		for g, j := range jobs {
-			if j != nil {
+		if trig != nil {
+			ex, err := trig.FireAll(ctx)
+			dead := 0
+			for _, e := range ex {
+				if e.DeadLettered {
+					dead++
+				}
+			}
+			if err != nil || dead > 0 {
+				fmt.Fprintf(stderr, "sandbox: %d schedule executions, %d dead-lettered: %v\n", len(ex), dead, err)
+			}
+			// Watch the jobs they started until half the tick has passed,
+			// so the table shows this tick's jobs.
+			for g, j := range watchJobs(ctx, sb, *every/2) {
 				last[g] = j
+			}
+		} else {
+			jobs, _ := sb.RotateAll(ctx, "schedule", 90*time.Second)
+			for g, j := range jobs {
+				if j != nil {
+					last[g] = j
+				}
 			}
 		}
 		if ctx.Err() != nil {
@@ -138,12 +179,43 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// watchJobs polls every group's head for its active job for d and returns
+// the last job seen per group, read again at the end (its final state when
+// it has ended).
+func watchJobs(ctx context.Context, sb *sandbox.Sandbox, d time.Duration) map[string]*store.Job {
+	seen := map[string]string{}
+	end := time.Now().Add(d)
+	for time.Now().Before(end) && ctx.Err() == nil {
+		for _, g := range sb.Groups.Groups {
+			if h, err := sb.Deps.Store.GroupHead(ctx, g.Name); err == nil && h.ActiveJob != "" {
+				seen[g.Name] = h.ActiveJob
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	out := map[string]*store.Job{}
+	for g, id := range seen {
+		if j, err := sb.Deps.Store.GetJob(ctx, id); err == nil {
+			out[g] = j
+		}
+	}
+	return out
+}
+
 func printTable(w io.Writer, s sandbox.Summary) {
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tMODE\tSPEC\tKEY\tGEN\tMATERIAL\tLAST JOB\tSTATE\tVERIFIED")
+	fmt.Fprintln(tw, "AGENT\tPOOL\tCONNECTED\tDRAINING\tJOBS WRAPPED")
+	for _, a := range s.Agents {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%d\n", a.ID, a.Pool, a.Connected, a.Draining, a.JobsWrapped)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "GROUP\tMODE\tSPEC\tKEY\tGEN\tMATERIAL\tLAST JOB\tSTATE\tAGENT\tVERIFIED")
 	for _, g := range s.Groups {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%v\n", g.Name, g.Mode, g.KeySpec, short(g.KeyARN), g.Generations,
-			short(g.KeyMaterialID), g.LastJobID, g.LastJobState, g.Verified)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%v\n", g.Name, g.Mode, g.KeySpec, short(g.KeyARN), g.Generations,
+			short(g.KeyMaterialID), g.LastJobID, g.LastJobState, g.LastJobAgent, g.Verified)
 	}
 	tw.Flush()
 }
