@@ -506,7 +506,11 @@ func (rt *Runtime) invoke(ctx context.Context, in *instance, payload []byte) ([]
 		return nil, fmt.Errorf("lambdarun: function %q: %w after %.2f seconds", cfg.Name, ErrTimeout, cfg.Timeout.Seconds())
 	}
 	if resp.StatusCode != http.StatusOK {
-		// 502: the bootstrap failed to initialise or crashed.
+		// 502: the bootstrap failed to initialise or crashed. The RIE can
+		// answer before its copy of the bootstrap's stderr reaches the
+		// tail; killing the instance and waiting for it drains that pipe
+		// (Invoke's own kill afterwards is a no-op).
+		rt.kill(in)
 		return nil, fmt.Errorf("lambdarun: function %q: bootstrap failed (RIE answered %d): %s %s", cfg.Name, resp.StatusCode, bytes.TrimSpace(body), in.out.String())
 	}
 	if resp.Header.Get("X-Amz-Function-Error") != "" || isErrorDoc(body) {
