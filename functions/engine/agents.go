@@ -16,11 +16,11 @@ import (
 // registered returns the verifier of agent id in pool, or nil when the
 // agent is not registered there (the key-group file's hsm_pools are the
 // registry of agent identities allowed to answer).
-func (e *Engine) registered(pool, id string) *protocol.Verifier {
-	if e.Groups == nil {
+func (b *agentBroker) registered(pool, id string) *protocol.Verifier {
+	if b.groups == nil {
 		return nil
 	}
-	p, ok := e.Groups.Pool(pool)
+	p, ok := b.groups.Pool(pool)
 	if !ok {
 		return nil
 	}
@@ -38,7 +38,7 @@ func (e *Engine) registered(pool, id string) *protocol.Verifier {
 }
 
 // Registered reports whether agent id is registered in pool.
-func (e *Engine) Registered(pool, id string) bool { return e.registered(pool, id) != nil }
+func (b *agentBroker) Registered(pool, id string) bool { return b.registered(pool, id) != nil }
 
 func reject(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrRejected, fmt.Sprintf(format, args...))
@@ -47,16 +47,16 @@ func reject(format string, args ...any) error {
 // HandleHello verifies a hello against the registered identity of the
 // connection's agent and records its capabilities; until then the
 // connection gets no wrap_request.
-func (e *Engine) HandleHello(ctx context.Context, connID string, env *protocol.Envelope) error {
-	c, err := e.Store.GetConnection(ctx, connID)
+func (b *agentBroker) HandleHello(ctx context.Context, connID string, env *protocol.Envelope) error {
+	c, err := b.store.GetConnection(ctx, connID)
 	if err != nil {
 		return reject("hello on unknown connection %s: %v", connID, err)
 	}
-	v := e.registered(c.Pool, c.AgentID)
+	v := b.registered(c.Pool, c.AgentID)
 	if v == nil || env.Signer != c.AgentID {
 		return reject("hello signed by %q on connection of agent %q (pool %s): not registered", env.Signer, c.AgentID, c.Pool)
 	}
-	h, err := protocol.OpenHello(env, v, e.now(), e.skew())
+	h, err := protocol.OpenHello(env, v, b.now(), b.skew)
 	if err != nil {
 		return reject("hello from %s: %v", c.AgentID, err)
 	}
@@ -80,22 +80,22 @@ func (e *Engine) HandleHello(ctx context.Context, connID string, env *protocol.E
 		}
 		c.Capabilities = append(c.Capabilities, sc)
 	}
-	c.LastSeen = e.now()
+	c.LastSeen = b.now()
 	c.Lapse = h.HeartbeatLapse()
-	if err := e.Store.PutConnection(ctx, c); err != nil {
+	if err := b.store.PutConnection(ctx, c); err != nil {
 		return err
 	}
-	e.log().InfoContext(ctx, "agent hello", "agent", c.AgentID, "pool", c.Pool, "connection", connID, "version", h.Version, "capabilities", len(h.Capabilities), "pending", len(h.Pending))
-	if n, err := e.supersede(ctx, c, h.Pending); err != nil {
+	b.log().InfoContext(ctx, "agent hello", "agent", c.AgentID, "pool", c.Pool, "connection", connID, "version", h.Version, "capabilities", len(h.Capabilities), "pending", len(h.Pending))
+	if n, err := b.supersede(ctx, c, h.Pending); err != nil {
 		// The hello succeeded; an earlier connection not closed here is
 		// marked gone or closes by itself ($disconnect hands over).
-		e.log().WarnContext(ctx, "closing the agent's earlier connections", "agent", c.AgentID, "pool", c.Pool, "closed", n, "error", err.Error())
+		b.log().WarnContext(ctx, "closing the agent's earlier connections", "agent", c.AgentID, "pool", c.Pool, "closed", n, "error", err.Error())
 	}
-	if n, err := e.resumeForAgent(ctx, c, h.Pending); err != nil {
+	if n, err := b.resumeForAgent(ctx, c, h.Pending); err != nil {
 		// The hello itself succeeded; jobs not resumed here are the sweeper's.
-		e.log().WarnContext(ctx, "resuming waiting jobs", "pool", c.Pool, "resumed", n, "error", err.Error())
+		b.log().WarnContext(ctx, "resuming waiting jobs", "pool", c.Pool, "resumed", n, "error", err.Error())
 	} else if n > 0 {
-		e.log().InfoContext(ctx, "resumed jobs waiting for an agent", "pool", c.Pool, "resumed", n)
+		b.log().InfoContext(ctx, "resumed jobs waiting for an agent", "pool", c.Pool, "resumed", n)
 	}
 	return nil
 }
@@ -104,32 +104,32 @@ func (e *Engine) HandleHello(ctx context.Context, connID string, env *protocol.E
 // job awaiting exactly this request, nonce, key, spec and algorithm),
 // records it and hands the job on (runs it on without a Handoff). Anything else is rejected with ErrRejected, logged, and
 // changes nothing.
-func (e *Engine) HandleWrapResult(ctx context.Context, connID string, env *protocol.Envelope) (*store.Job, error) {
-	j, err := e.acceptWrapResult(ctx, connID, env)
+func (b *agentBroker) HandleWrapResult(ctx context.Context, connID string, env *protocol.Envelope) (*store.Job, error) {
+	j, err := b.acceptWrapResult(ctx, connID, env)
 	if err != nil {
-		e.log().WarnContext(ctx, "wrap_result rejected", "connection", connID, "signer", env.Signer, "error", err.Error())
+		b.log().WarnContext(ctx, "wrap_result rejected", "connection", connID, "signer", env.Signer, "error", err.Error())
 		return nil, err
 	}
-	if err := e.afterStep(j); err != nil {
+	if err := b.jobs.afterStep(j); err != nil {
 		return j, err
 	}
-	return j, e.runOrHandOn(ctx, j)
+	return j, b.jobs.runOrHandOn(ctx, j)
 }
 
-func (e *Engine) acceptWrapResult(ctx context.Context, connID string, env *protocol.Envelope) (*store.Job, error) {
-	c, err := e.Store.GetConnection(ctx, connID)
+func (b *agentBroker) acceptWrapResult(ctx context.Context, connID string, env *protocol.Envelope) (*store.Job, error) {
+	c, err := b.store.GetConnection(ctx, connID)
 	if err != nil {
 		return nil, reject("wrap_result on unknown connection %s", connID)
 	}
-	v := e.registered(c.Pool, c.AgentID)
+	v := b.registered(c.Pool, c.AgentID)
 	if v == nil || env.Signer != c.AgentID {
 		return nil, reject("wrap_result signer %q on connection of agent %q: not a registered identity of pool %s", env.Signer, c.AgentID, c.Pool)
 	}
-	res, err := protocol.OpenWrapResult(env, v, e.now(), e.skew())
+	res, err := protocol.OpenWrapResult(env, v, b.now(), b.skew)
 	if err != nil {
 		return nil, reject("wrap_result from %s: %v", c.AgentID, err)
 	}
-	j, err := e.Store.GetJob(ctx, res.JobID)
+	j, err := b.store.GetJob(ctx, res.JobID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, reject("wrap_result for unknown job %s", res.JobID)
 	} else if err != nil {
@@ -141,24 +141,20 @@ func (e *Engine) acceptWrapResult(ctx context.Context, connID string, env *proto
 	case res.AgentID != c.AgentID || res.AgentID != j.AgentID:
 		return nil, reject("wrap_result from agent %s, request went to %s", res.AgentID, j.AgentID)
 	}
-	g, err := e.group(j.Group)
+	g, err := b.group(j.Group)
 	if err != nil {
 		return nil, err
 	}
 	// One check of a result against its request, on both sides: request,
 	// job, nonce, key, spec, algorithm, rewrap label, challenge MAC and the
 	// wrapped blob's size for the wrapping key.
-	_, g, err = e.regional(g, j)
-	if err != nil {
-		return nil, err
-	}
-	req := wrapRequest(g, j, j.RequestID, j.Nonce, j.Challenge)
+	req := wrapRequest(regionalGroup(g, j), j, j.RequestID, j.Nonce, j.Challenge)
 	if err := res.Matches(&req); err != nil {
 		return nil, reject("wrap_result for job %s does not answer its request (replayed, stale or malformed): %v", j.ID, err)
 	}
 	j.WrappedMaterial, j.PublicKey, j.ChallengeMAC = res.WrappedMaterial, res.PublicKey, res.ChallengeMAC
 	j.HSMLabel, j.HSMKeyID = res.HSMLabel, res.HSMKeyID
-	if err := e.advance(ctx, j, store.StateResult, "wrap_result from "+res.AgentID); err != nil {
+	if err := b.jobs.advance(ctx, j, store.StateResult, "wrap_result from "+res.AgentID); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil, reject("wrap_result for job %s raced with another delivery (replay)", j.ID)
 		}
@@ -173,12 +169,12 @@ const RefusalGroupUnknown = "-"
 
 // HandleAgentError records an agent's refusal of a wrap_request: the job
 // fails with the agent's code and message.
-func (e *Engine) HandleAgentError(ctx context.Context, connID string, env *protocol.Envelope) error {
-	c, err := e.Store.GetConnection(ctx, connID)
+func (b *agentBroker) HandleAgentError(ctx context.Context, connID string, env *protocol.Envelope) error {
+	c, err := b.store.GetConnection(ctx, connID)
 	if err != nil {
 		return reject("error on unknown connection %s", connID)
 	}
-	v := e.registered(c.Pool, c.AgentID)
+	v := b.registered(c.Pool, c.AgentID)
 	if v == nil || env.Signer != c.AgentID {
 		return reject("error message signer %q not registered in pool %s", env.Signer, c.Pool)
 	}
@@ -186,17 +182,17 @@ func (e *Engine) HandleAgentError(ctx context.Context, connID string, env *proto
 	if err != nil {
 		return reject("error message from %s: %v", c.AgentID, err)
 	}
-	e.log().WarnContext(ctx, "agent error", "agent", c.AgentID, "job", m.JobID, "request", m.RequestID, "code", string(m.Code), "message", m.Message)
+	b.log().WarnContext(ctx, "agent error", "agent", c.AgentID, "job", m.JobID, "request", m.RequestID, "code", string(m.Code), "message", m.Message)
 	// Every authenticated refusal counts, matched to a job or not: a stream
 	// of refusals for unknown jobs is itself worth an alarm.
 	var j *store.Job
 	group := RefusalGroupUnknown
 	if m.JobID != "" {
-		if j, err = e.Store.GetJob(ctx, m.JobID); err == nil {
+		if j, err = b.store.GetJob(ctx, m.JobID); err == nil {
 			group = j.Group
 		}
 	}
-	e.Metrics.Emit(metrics.WrapRefusals, 1, metrics.Count, map[string]string{"Group": group, "Code": string(m.Code)})
+	b.metrics.Emit(metrics.WrapRefusals, 1, metrics.Count, map[string]string{"Group": group, "Code": string(m.Code)})
 	if m.JobID == "" {
 		return nil
 	}
@@ -211,7 +207,7 @@ func (e *Engine) HandleAgentError(ctx context.Context, connID string, env *proto
 		// agent refused the copy because it already accepted the original,
 		// whose result is on its way. The job keeps waiting; the sweeper
 		// re-asks if no result comes.
-		e.log().InfoContext(ctx, "agent refused a duplicate delivery; waiting for the original's result", "job", j.ID, "request", m.RequestID)
+		b.log().InfoContext(ctx, "agent refused a duplicate delivery; waiting for the original's result", "job", j.ID, "request", m.RequestID)
 		return nil
 	}
 	reason := fmt.Sprintf("agent %s refused request %s: %s: %s", c.AgentID, m.RequestID, m.Code, m.Message)
@@ -222,17 +218,17 @@ func (e *Engine) HandleAgentError(ctx context.Context, connID string, env *proto
 		// judged by a skewed clock): ask again, with fresh timestamps,
 		// within the job's attempts. A rate limit waits for the sweeper
 		// (the job's deadline); the others are asked again at once.
-		if j.Attempts+1 < e.maxAttempts() {
+		if j.Attempts+1 < b.maxAttempts {
 			j.Attempts++
-			if err := e.advance(ctx, j, store.StateKeyReady, reason+": ask again"); err != nil {
+			if err := b.jobs.advance(ctx, j, store.StateKeyReady, reason+": ask again"); err != nil {
 				return err
 			}
 			if m.Code == protocol.CodeRateLimited {
 				return nil
 			}
-			return e.runOrHandOn(ctx, j)
+			return b.jobs.runOrHandOn(ctx, j)
 		}
 		reason += fmt.Sprintf(" (after %d attempts)", j.Attempts+1)
 	}
-	return e.fail(ctx, j, reason)
+	return b.jobs.fail(ctx, j, reason)
 }

@@ -29,6 +29,29 @@ type cloudWatchAPI interface {
 
 var _ cloudWatchAPI = (*cloudwatch.Client)(nil)
 
+// generationReader is what the alarms' concern reads from the store: a
+// group's generations (to find its current key).
+type generationReader interface {
+	Generations(ctx context.Context, group string) ([]*store.Generation, error)
+}
+
+// alarmReconciler is the alarms' concern: it keeps each group's CloudWatch
+// alarms on the group's current key and maps alarm names back to groups.
+// It holds CloudWatch and the store's generations only.
+type alarmReconciler struct {
+	common
+	cw cloudWatchAPI
+	// action is the alarms' action (the rotate function's ARN).
+	action string
+	gens   generationReader
+}
+
+// alarms is the Engine's alarms concern (CloudWatch and AlarmAction as
+// they are set now).
+func (e *Engine) alarms() *alarmReconciler {
+	return &alarmReconciler{common: e.shared(), cw: e.CloudWatch, action: e.AlarmAction, gens: e.Store}
+}
+
 // AlarmPrefix starts every CloudWatch alarm name keyferry manages.
 const AlarmPrefix = groups.AlarmPrefix
 
@@ -61,13 +84,13 @@ type AlarmRef struct {
 }
 
 // alarmRefs lists every alarm keyferry manages for the loaded file, by name.
-func (e *Engine) alarmRefs() map[string][]AlarmRef {
+func (a *alarmReconciler) alarmRefs() map[string][]AlarmRef {
 	out := map[string][]AlarmRef{}
-	if e.Groups == nil {
+	if a.groups == nil {
 		return out
 	}
-	for i := range e.Groups.Groups {
-		g := &e.Groups.Groups[i]
+	for i := range a.groups.Groups {
+		g := &a.groups.Groups[i]
 		for k := range g.Alarms {
 			n := AlarmName(g.Name, g.Alarms[k].Name)
 			out[n] = append(out[n], AlarmRef{Group: g, Alarm: &g.Alarms[k]})
@@ -83,8 +106,8 @@ func (e *Engine) alarmRefs() map[string][]AlarmRef {
 // AlarmOwner maps a CloudWatch alarm name to its group and alarm: the full
 // name AlarmName(group, alarm) first; a bare alarm name (an alarm created
 // outside keyferry with the file's name) only when exactly one group has it.
-func (e *Engine) AlarmOwner(name string) (AlarmRef, error) {
-	refs := e.alarmRefs()
+func (a *alarmReconciler) AlarmOwner(name string) (AlarmRef, error) {
+	refs := a.alarmRefs()
 	switch m := refs[name]; len(m) {
 	case 1:
 		return m[0], nil
@@ -118,8 +141,8 @@ type AlarmReport struct {
 }
 
 // currentKey is the key ARN of the group's CURRENT generation ("" if none).
-func (e *Engine) currentKey(ctx context.Context, g *groups.Group) (string, error) {
-	gens, err := e.Store.Generations(ctx, g.Name)
+func (a *alarmReconciler) currentKey(ctx context.Context, g *groups.Group) (string, error) {
+	gens, err := a.gens.Generations(ctx, g.Name)
 	if err != nil {
 		return "", err
 	}
@@ -150,25 +173,25 @@ func missingData(comparison string) string {
 // desiredAlarms builds the PutMetricAlarm inputs of group g on keyARN,
 // keyed by alarm name. Each description carries a fingerprint of the
 // input, so an unchanged alarm is recognised without a write.
-func (e *Engine) desiredAlarms(g *groups.Group, keyARN string) map[string]*cloudwatch.PutMetricAlarmInput {
+func (a *alarmReconciler) desiredAlarms(g *groups.Group, keyARN string) map[string]*cloudwatch.PutMetricAlarmInput {
 	out := map[string]*cloudwatch.PutMetricAlarmInput{}
-	actions := []string{e.AlarmAction}
+	actions := []string{a.action}
 	for k := range g.Alarms {
-		a := &g.Alarms[k]
+		al := &g.Alarms[k]
 		in := &cloudwatch.PutMetricAlarmInput{
-			AlarmName:          aws.String(AlarmName(g.Name, a.Name)),
+			AlarmName:          aws.String(AlarmName(g.Name, al.Name)),
 			ActionsEnabled:     aws.Bool(true),
 			AlarmActions:       actions,
-			ComparisonOperator: cwtypes.ComparisonOperator(a.Comparison),
-			EvaluationPeriods:  aws.Int32(int32(a.EvaluationPeriods)),
-			TreatMissingData:   aws.String(missingData(a.Comparison)),
+			ComparisonOperator: cwtypes.ComparisonOperator(al.Comparison),
+			EvaluationPeriods:  aws.Int32(int32(al.EvaluationPeriods)),
+			TreatMissingData:   aws.String(missingData(al.Comparison)),
 		}
-		period := aws.Int32(int32(a.Period.Std().Seconds()))
+		period := aws.Int32(int32(al.Period.Std().Seconds()))
 		dims := []cwtypes.Dimension{
 			{Name: aws.String("KeyArn"), Value: aws.String(keyARN)},
-			{Name: aws.String("Operation"), Value: aws.String(a.Operation)},
+			{Name: aws.String("Operation"), Value: aws.String(al.Operation)},
 		}
-		switch a.Type {
+		switch al.Type {
 		case groups.AlarmAnomaly:
 			in.Metrics = []cwtypes.MetricDataQuery{
 				{
@@ -180,8 +203,8 @@ func (e *Engine) desiredAlarms(g *groups.Group, keyARN string) map[string]*cloud
 				},
 				{
 					Id: aws.String("ad1"), ReturnData: aws.Bool(true),
-					Expression: aws.String("ANOMALY_DETECTION_BAND(m1, " + strconv.FormatFloat(a.BandWidth, 'f', -1, 64) + ")"),
-					Label:      aws.String(a.Operation + " expected band"),
+					Expression: aws.String("ANOMALY_DETECTION_BAND(m1, " + strconv.FormatFloat(al.BandWidth, 'f', -1, 64) + ")"),
+					Label:      aws.String(al.Operation + " expected band"),
 				},
 			}
 			in.ThresholdMetricId = aws.String("ad1")
@@ -190,7 +213,7 @@ func (e *Engine) desiredAlarms(g *groups.Group, keyARN string) map[string]*cloud
 			in.Dimensions = dims
 			in.Statistic = cwtypes.StatisticSum
 			in.Period = period
-			in.Threshold = aws.Float64(a.Threshold)
+			in.Threshold = aws.Float64(al.Threshold)
 		}
 		out[aws.ToString(in.AlarmName)] = in
 	}
@@ -228,9 +251,9 @@ func (e *Engine) desiredAlarms(g *groups.Group, keyARN string) map[string]*cloud
 // followed by the group name and ":", it marks the alarms a group owns.
 const descPrefix = "keyferry group "
 
-// AlarmsEnabled reports whether the engine manages alarms (a CloudWatch
-// client and the rotate function ARN for their actions are configured).
-func (e *Engine) AlarmsEnabled() bool { return e.CloudWatch != nil && e.AlarmAction != "" }
+// enabled reports whether the engine manages alarms (a CloudWatch client
+// and the rotate function ARN for their actions are configured).
+func (a *alarmReconciler) enabled() bool { return a.cw != nil && a.action != "" }
 
 // ReconcileAlarms makes the group's CloudWatch alarms match the key-group
 // file on the group's CURRENT key: PutMetricAlarm for each alarm that is
@@ -238,21 +261,21 @@ func (e *Engine) AlarmsEnabled() bool { return e.CloudWatch != nil && e.AlarmAct
 // DeleteAlarms for alarms of the group no longer in the file. Names shared
 // by two groups (ErrAmbiguousAlarm) are left alone and reported. A group
 // without a current generation has nothing to watch yet.
-func (e *Engine) ReconcileAlarms(ctx context.Context, group string) (*AlarmReport, error) {
-	g, err := e.group(group)
+func (a *alarmReconciler) ReconcileAlarms(ctx context.Context, group string) (*AlarmReport, error) {
+	g, err := a.group(group)
 	if err != nil {
 		return nil, err
 	}
 	rep := &AlarmReport{}
-	if !e.AlarmsEnabled() {
+	if !a.enabled() {
 		return rep, nil
 	}
-	if rep.KeyARN, err = e.currentKey(ctx, g); err != nil || rep.KeyARN == "" {
+	if rep.KeyARN, err = a.currentKey(ctx, g); err != nil || rep.KeyARN == "" {
 		return rep, err
 	}
-	desired := e.desiredAlarms(g, rep.KeyARN)
+	desired := a.desiredAlarms(g, rep.KeyARN)
 	existing := map[string]cwtypes.MetricAlarm{}
-	pages := cloudwatch.NewDescribeAlarmsPaginator(e.CloudWatch, &cloudwatch.DescribeAlarmsInput{
+	pages := cloudwatch.NewDescribeAlarmsPaginator(a.cw, &cloudwatch.DescribeAlarmsInput{
 		AlarmNamePrefix: aws.String(AlarmName(g.Name, "")),
 		AlarmTypes:      []cwtypes.AlarmType{cwtypes.AlarmTypeMetricAlarm},
 	})
@@ -261,11 +284,11 @@ func (e *Engine) ReconcileAlarms(ctx context.Context, group string) (*AlarmRepor
 		if err != nil {
 			return rep, fmt.Errorf("cloudwatch DescribeAlarms %s*: %w", AlarmName(g.Name, ""), err)
 		}
-		for _, a := range page.MetricAlarms {
-			existing[aws.ToString(a.AlarmName)] = a
+		for _, m := range page.MetricAlarms {
+			existing[aws.ToString(m.AlarmName)] = m
 		}
 	}
-	refs := e.alarmRefs()
+	refs := a.alarmRefs()
 	var errs []error
 	names := make([]string, 0, len(desired))
 	for n := range desired {
@@ -282,7 +305,7 @@ func (e *Engine) ReconcileAlarms(ctx context.Context, group string) (*AlarmRepor
 			rep.Unchanged = append(rep.Unchanged, name)
 			continue
 		}
-		if _, err := e.CloudWatch.PutMetricAlarm(ctx, in); err != nil {
+		if _, err := a.cw.PutMetricAlarm(ctx, in); err != nil {
 			errs = append(errs, fmt.Errorf("cloudwatch PutMetricAlarm %s: %w", name, err))
 			continue
 		}
@@ -299,14 +322,14 @@ func (e *Engine) ReconcileAlarms(ctx context.Context, group string) (*AlarmRepor
 	for len(stale) > 0 {
 		batch := stale[:min(len(stale), 100)] // DeleteAlarms takes up to 100 names
 		stale = stale[len(batch):]
-		if _, err := e.CloudWatch.DeleteAlarms(ctx, &cloudwatch.DeleteAlarmsInput{AlarmNames: batch}); err != nil {
+		if _, err := a.cw.DeleteAlarms(ctx, &cloudwatch.DeleteAlarmsInput{AlarmNames: batch}); err != nil {
 			errs = append(errs, fmt.Errorf("cloudwatch DeleteAlarms %v: %w", batch, err))
 			continue
 		}
 		rep.Deleted = append(rep.Deleted, batch...)
 	}
 	if len(rep.Put)+len(rep.Deleted) > 0 {
-		e.log().InfoContext(ctx, "alarms reconciled", "group", g.Name, "key", rep.KeyARN, "put", rep.Put, "deleted", rep.Deleted)
+		a.log().InfoContext(ctx, "alarms reconciled", "group", g.Name, "key", rep.KeyARN, "put", rep.Put, "deleted", rep.Deleted)
 	}
 	return rep, errors.Join(errs...)
 }
@@ -314,11 +337,11 @@ func (e *Engine) ReconcileAlarms(ctx context.Context, group string) (*AlarmRepor
 // reconcileAfterSwitch keeps alarms on the key a finished job left current;
 // a failure is logged (the sweeper's keepalive pass retries), never fails
 // the job.
-func (e *Engine) reconcileAfterSwitch(ctx context.Context, g *groups.Group, j *store.Job) {
-	if !e.AlarmsEnabled() {
+func (a *alarmReconciler) reconcileAfterSwitch(ctx context.Context, g *groups.Group, j *store.Job) {
+	if !a.enabled() {
 		return
 	}
-	if _, err := e.ReconcileAlarms(ctx, g.Name); err != nil {
-		e.log().WarnContext(ctx, "alarm reconcile after switch failed; keepalive retries", "job", j.ID, "group", g.Name, "error", err.Error())
+	if _, err := a.ReconcileAlarms(ctx, g.Name); err != nil {
+		a.log().WarnContext(ctx, "alarm reconcile after switch failed; keepalive retries", "job", j.ID, "group", g.Name, "error", err.Error())
 	}
 }

@@ -18,6 +18,11 @@
 // table (machine.go); a transition it does not list is refused before any
 // write (TransitionError).
 //
+// The Engine runs the rotation; the agents' connections (agentBroker), the
+// groups' CloudWatch alarms (alarmReconciler) and maintenance (maintainer:
+// keepalive, the sweeper, the kill switch) are concerns of their own, each
+// holding only the narrow interfaces it uses (concerns.go).
+//
 // Re-import jobs (keepalive before ValidTo, restore after the kill switch)
 // use the same machine with operation "rewrap" of the existing HSM key and
 // ImportType EXISTING_KEY_MATERIAL.

@@ -7,23 +7,12 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-
 	"github.com/keyferry/keyferry/functions/metrics"
 	"github.com/keyferry/keyferry/functions/pacer"
 	"github.com/keyferry/keyferry/functions/store"
 	"github.com/keyferry/keyferry/shared/groups"
 	"github.com/keyferry/keyferry/shared/protocol"
 )
-
-// connectionsAPI is the slice of the @connections management client the engine uses.
-type connectionsAPI interface {
-	PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput, opts ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
-	// DeleteConnection closes an agent's superseded connection (supersede.go).
-	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, opts ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
-}
-
-var _ connectionsAPI = (*apigatewaymanagementapi.Client)(nil)
 
 // Engine runs rotation jobs.
 type Engine struct {
@@ -88,19 +77,49 @@ func (f *failure) Error() string { return f.reason }
 
 func failf(format string, args ...any) error { return &failure{reason: fmt.Sprintf(format, args...)} }
 
-func (e *Engine) now() time.Time {
-	if e.Now != nil {
-		return e.Now().UTC()
+// common is what the concerns share with the Engine: the key-group file,
+// the clock, the log and the metrics (each concern gets a copy from
+// Engine.shared, never the Engine itself).
+type common struct {
+	groups  *groups.Config
+	clock   func() time.Time
+	logger  *slog.Logger
+	metrics *metrics.Emitter
+}
+
+// shared is the Engine's common part, for a concern.
+func (e *Engine) shared() common {
+	return common{groups: e.Groups, clock: e.Now, logger: e.Log, metrics: e.Metrics}
+}
+
+func (c common) now() time.Time {
+	if c.clock != nil {
+		return c.clock().UTC()
 	}
 	return time.Now().UTC()
 }
 
-func (e *Engine) log() *slog.Logger {
-	if e.Log != nil {
-		return e.Log
+func (c common) log() *slog.Logger {
+	if c.logger != nil {
+		return c.logger
 	}
 	return slog.Default()
 }
+
+func (c common) group(name string) (*groups.Group, error) {
+	if c.groups == nil {
+		return nil, fmt.Errorf("%w: %q (no key-group file loaded)", ErrUnknownGroup, name)
+	}
+	g, ok := c.groups.Group(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownGroup, name)
+	}
+	return g, nil
+}
+
+func (e *Engine) now() time.Time { return e.shared().now() }
+
+func (e *Engine) log() *slog.Logger { return e.shared().log() }
 
 func (e *Engine) requestTTL() time.Duration {
 	if e.RequestTTL > 0 {
@@ -130,22 +149,19 @@ func (e *Engine) skew() time.Duration {
 	return 2 * time.Minute
 }
 
-func (e *Engine) group(name string) (*groups.Group, error) {
-	if e.Groups == nil {
-		return nil, fmt.Errorf("%w: %q (no key-group file loaded)", ErrUnknownGroup, name)
-	}
-	g, ok := e.Groups.Group(name)
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownGroup, name)
-	}
-	return g, nil
-}
+func (e *Engine) group(name string) (*groups.Group, error) { return e.shared().group(name) }
 
 func scope(g *groups.Group) string { return g.Account + "/" + g.Region }
 
 // call runs one KMS operation through the pacer.
 func (e *Engine) call(ctx context.Context, g *groups.Group, op pacer.Op, f func(context.Context) error) error {
-	return e.Pacer.Do(ctx, scope(g), string(op), f)
+	return pace(ctx, e.Pacer, g, op, f)
+}
+
+// pace runs one KMS operation of g's scope through p (every concern's
+// KMS calls go through it).
+func pace(ctx context.Context, p *pacer.Pacer, g *groups.Group, op pacer.Op, f func(context.Context) error) error {
+	return p.Do(ctx, scope(g), string(op), f)
 }
 
 // TriggerRequest starts (or finds) the job for one trigger delivery.

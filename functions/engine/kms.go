@@ -59,8 +59,10 @@ type replicaKMS interface {
 }
 
 // maintenanceKMS is what maintenance calls (maintenance.go, orphans.go):
-// restore a killed key's policy, find and remove keys orphaned by a crash.
+// restore a killed key's policy; find (list, describe, read the tags of)
+// and remove keys orphaned by a crash.
 type maintenanceKMS interface {
+	DescribeKey(ctx context.Context, in *kms.DescribeKeyInput, opts ...func(*kms.Options)) (*kms.DescribeKeyOutput, error)
 	PutKeyPolicy(ctx context.Context, in *kms.PutKeyPolicyInput, opts ...func(*kms.Options)) (*kms.PutKeyPolicyOutput, error)
 	ListKeys(ctx context.Context, in *kms.ListKeysInput, opts ...func(*kms.Options)) (*kms.ListKeysOutput, error)
 	ListResourceTags(ctx context.Context, in *kms.ListResourceTagsInput, opts ...func(*kms.Options)) (*kms.ListResourceTagsOutput, error)
@@ -85,10 +87,9 @@ var (
 )
 
 // The concerns' views of the Engine's client.
-func (e *Engine) rotationKMS() rotationKMS       { return e.KMS }
-func (e *Engine) verifyKMS() verifyKMS           { return e.KMS }
-func (e *Engine) replicaKMS() replicaKMS         { return e.KMS }
-func (e *Engine) maintenanceKMS() maintenanceKMS { return e.KMS }
+func (e *Engine) rotationKMS() rotationKMS { return e.KMS }
+func (e *Engine) verifyKMS() verifyKMS     { return e.KMS }
+func (e *Engine) replicaKMS() replicaKMS   { return e.KMS }
 
 // replicaIn is region's client for g as the multi-Region concern sees it.
 func (e *Engine) replicaIn(g *groups.Group, region string) (replicaKMS, error) {

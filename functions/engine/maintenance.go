@@ -15,6 +15,57 @@ import (
 	"github.com/keyferry/keyferry/shared/groups"
 )
 
+// maintenanceStore is what the maintenance concern reads and writes in
+// the store: generations, the kill switch, jobs past their deadline, the
+// connection count.
+type maintenanceStore interface {
+	Generations(ctx context.Context, group string) ([]*store.Generation, error)
+	UpdateGeneration(ctx context.Context, g *store.Generation) error
+	SetKilled(ctx context.Context, group string, killed bool) error
+	GetJob(ctx context.Context, id string) (*store.Job, error)
+	Save(ctx context.Context, j *store.Job) error
+	JobsInState(ctx context.Context, st store.State, before time.Time) ([]*store.Job, error)
+	JobsInStateBetween(ctx context.Context, st store.State, since, before time.Time) ([]*store.Job, error)
+	CountConnections(ctx context.Context) (int, error)
+}
+
+// maintenanceRotation is what the maintenance concern asks of the
+// rotation (the Engine): jobs (jobRunner), and the work on a group's keys
+// in every Region of it that the rotation's steps also do (replicas.go,
+// steps.go).
+type maintenanceRotation interface {
+	jobRunner
+	cleanupNewKey(ctx context.Context, g *groups.Group, j *store.Job)
+	killGeneration(ctx context.Context, g *groups.Group, gen *store.Generation) error
+	putPolicyInReplicas(ctx context.Context, g *groups.Group, keyARN string) error
+}
+
+var _ maintenanceRotation = (*Engine)(nil)
+
+// maintainer is the maintenance concern: keepalive re-imports before the
+// material expires, the sweeper (jobs past their deadline, failed jobs'
+// cleanup, orphaned keys, silent agents), the kill switch, restore,
+// re-import and policy sync. It holds the KMS client as maintenanceKMS;
+// jobs it starts or moves on run through the rotation (jobs), alarms
+// through the alarms' concern, silent agents through the agents' one.
+type maintainer struct {
+	common
+	kms         maintenanceKMS
+	pacer       *pacer.Pacer
+	store       maintenanceStore
+	jobs        maintenanceRotation
+	alarms      *alarmReconciler
+	agents      *agentBroker
+	jobTimeout  time.Duration
+	maxAttempts int
+}
+
+// maintenance is the Engine's maintenance concern.
+func (e *Engine) maintenance() *maintainer {
+	return &maintainer{common: e.shared(), kms: e.KMS, pacer: e.Pacer, store: e.Store, jobs: e,
+		alarms: e.alarms(), agents: e.agents(), jobTimeout: e.jobTimeout(), maxAttempts: e.maxAttempts()}
+}
+
 // FailedCleanupWindow is how long after a job failed the sweeper keeps
 // retrying its cleanup (key material deleted, key deletion scheduled).
 const FailedCleanupWindow = 30 * 24 * time.Hour
@@ -29,21 +80,21 @@ const DefaultReimportMargin = 7 * 24 * time.Hour
 // material-expiry alarm, which calls KeepaliveGroup) start each re-import
 // once. It also reconciles every group's alarms onto its current key, a
 // safety net for a reconcile that failed after a switch.
-func (e *Engine) Keepalive(ctx context.Context) ([]*store.Job, error) {
-	if e.Groups == nil {
+func (m *maintainer) Keepalive(ctx context.Context) ([]*store.Job, error) {
+	if m.groups == nil {
 		return nil, nil
 	}
 	var out []*store.Job
 	var errs []error
-	for i := range e.Groups.Groups {
-		g := &e.Groups.Groups[i]
-		jobs, err := e.keepaliveGroup(ctx, g)
+	for i := range m.groups.Groups {
+		g := &m.groups.Groups[i]
+		jobs, err := m.keepaliveGroup(ctx, g)
 		out = append(out, jobs...)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if e.AlarmsEnabled() {
-			if _, err := e.ReconcileAlarms(ctx, g.Name); err != nil {
+		if m.alarms.enabled() {
+			if _, err := m.alarms.ReconcileAlarms(ctx, g.Name); err != nil {
 				errs = append(errs, fmt.Errorf("alarms of %s: %w", g.Name, err))
 			}
 		}
@@ -53,24 +104,24 @@ func (e *Engine) Keepalive(ctx context.Context) ([]*store.Job, error) {
 
 // KeepaliveGroup is Keepalive's re-import pass for one group (what the
 // group's material-expiry alarm asks for).
-func (e *Engine) KeepaliveGroup(ctx context.Context, group string) ([]*store.Job, error) {
-	g, err := e.group(group)
+func (m *maintainer) KeepaliveGroup(ctx context.Context, group string) ([]*store.Job, error) {
+	g, err := m.group(group)
 	if err != nil {
 		return nil, err
 	}
-	return e.keepaliveGroup(ctx, g)
+	return m.keepaliveGroup(ctx, g)
 }
 
-func (e *Engine) keepaliveGroup(ctx context.Context, g *groups.Group) ([]*store.Job, error) {
+func (m *maintainer) keepaliveGroup(ctx context.Context, g *groups.Group) ([]*store.Job, error) {
 	if !g.MaterialExpires() {
 		return nil, nil
 	}
-	now := e.now()
+	now := m.now()
 	margin := g.ReimportMargin.Std()
 	if margin <= 0 {
 		margin = DefaultReimportMargin
 	}
-	gens, err := e.Store.Generations(ctx, g.Name)
+	gens, err := m.store.Generations(ctx, g.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -81,12 +132,12 @@ func (e *Engine) keepaliveGroup(ctx context.Context, g *groups.Group) ([]*store.
 			continue
 		}
 		left := gen.ExpiresAt.Sub(now)
-		e.Metrics.Emit(metrics.MaterialSecondsToExpiry, left.Seconds(), metrics.Seconds, map[string]string{"Group": g.Name})
-		e.Metrics.Emit(metrics.KeyAge, now.Sub(gen.CreatedAt).Seconds(), metrics.Seconds, map[string]string{"Group": g.Name})
+		m.metrics.Emit(metrics.MaterialSecondsToExpiry, left.Seconds(), metrics.Seconds, map[string]string{"Group": g.Name})
+		m.metrics.Emit(metrics.KeyAge, now.Sub(gen.CreatedAt).Seconds(), metrics.Seconds, map[string]string{"Group": g.Name})
 		if left > margin {
 			continue
 		}
-		j, _, err := e.Start(ctx, TriggerRequest{
+		j, _, err := m.jobs.Start(ctx, TriggerRequest{
 			Group: g.Name, Kind: store.KindReimport, Trigger: "keepalive", Generation: gen.Generation,
 			TriggerID: fmt.Sprintf("keepalive/%s/%d/%d", g.Name, gen.Generation, gen.ExpiresAt.Unix()),
 		})
@@ -104,22 +155,22 @@ func (e *Engine) keepaliveGroup(ctx context.Context, g *groups.Group) ([]*store.
 // last safe state (a REQUESTED job re-asks with fresh parameters) up to
 // MaxAttempts, then failed with a reason. Failed jobs' new keys are cleaned
 // up (no key left in PendingImport).
-func (e *Engine) Sweep(ctx context.Context) (retried, failed int, err error) {
-	maxAttempts := e.maxAttempts()
-	now := e.now()
+func (m *maintainer) Sweep(ctx context.Context) (retried, failed int, err error) {
+	maxAttempts := m.maxAttempts
+	now := m.now()
 	var errs []error
-	if err := e.reapAllSilent(ctx); err != nil {
+	if err := m.agents.reapAllSilent(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	for _, st := range store.LiveStates() {
-		jobs, err := e.Store.JobsInState(ctx, st, now)
+		jobs, err := m.store.JobsInState(ctx, st, now)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		for _, j := range jobs {
 			if j.Attempts >= maxAttempts {
-				if err := e.fail(ctx, j, fmt.Sprintf("deadline exceeded in state %s after %d attempts", st, j.Attempts)); err != nil {
+				if err := m.jobs.fail(ctx, j, fmt.Sprintf("deadline exceeded in state %s after %d attempts", st, j.Attempts)); err != nil {
 					errs = append(errs, err)
 				}
 				failed++
@@ -128,38 +179,38 @@ func (e *Engine) Sweep(ctx context.Context) (retried, failed int, err error) {
 			j.Attempts++
 			var aerr error
 			if st == store.StateRequested {
-				aerr = e.advance(ctx, j, store.StateKeyReady, "no wrap_result before the deadline: ask again")
+				aerr = m.jobs.advance(ctx, j, store.StateKeyReady, "no wrap_result before the deadline: ask again")
 			} else {
-				j.Deadline = now.Add(e.jobTimeout())
-				aerr = e.Store.Save(ctx, j)
+				j.Deadline = now.Add(m.jobTimeout)
+				aerr = m.store.Save(ctx, j)
 			}
 			if aerr != nil {
 				errs = append(errs, aerr)
 				continue
 			}
 			retried++
-			if err := e.runOrHandOn(ctx, j); err != nil {
-				e.log().WarnContext(ctx, "sweeper retry did not finish", "job", j.ID, "error", err.Error())
+			if err := m.jobs.runOrHandOn(ctx, j); err != nil {
+				m.log().WarnContext(ctx, "sweeper retry did not finish", "job", j.ID, "error", err.Error())
 			}
 		}
 	}
 	// Failed jobs of the last FailedCleanupWindow only: older ones had every
 	// sweep of a month to clean up (the key deletion window is 7 days), and
 	// a sweep must not cost a KMS call per failed job of all time.
-	failedJobs, err := e.Store.JobsInStateBetween(ctx, store.StateFailed, now.Add(-FailedCleanupWindow), now.Add(e.jobTimeout()))
+	failedJobs, err := m.store.JobsInStateBetween(ctx, store.StateFailed, now.Add(-FailedCleanupWindow), now.Add(m.jobTimeout))
 	if err != nil {
 		errs = append(errs, err)
 	}
 	for _, j := range failedJobs {
-		if g, err := e.group(j.Group); err == nil {
-			e.cleanupNewKey(ctx, g, j)
+		if g, err := m.group(j.Group); err == nil {
+			m.jobs.cleanupNewKey(ctx, g, j)
 		}
 	}
-	if _, err := e.SweepOrphanKeys(ctx); err != nil {
+	if _, err := m.SweepOrphanKeys(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	if n, err := e.Store.CountConnections(ctx); err == nil {
-		e.Metrics.Emit(metrics.AgentsConnected, float64(n), metrics.Count, nil)
+	if n, err := m.store.CountConnections(ctx); err == nil {
+		m.metrics.Emit(metrics.AgentsConnected, float64(n), metrics.Count, nil)
 	}
 	return retried, failed, errors.Join(errs...)
 }
@@ -167,15 +218,15 @@ func (e *Engine) Sweep(ctx context.Context) (retried, failed int, err error) {
 // Kill engages the kill switch: DeleteImportedKeyMaterial on every material
 // of every key of the group (every key becomes unusable at once) and marks
 // the generations KILLED. The HSM copies stay; Restore re-imports them.
-func (e *Engine) Kill(ctx context.Context, group string) (int, error) {
-	g, err := e.group(group)
+func (m *maintainer) Kill(ctx context.Context, group string) (int, error) {
+	g, err := m.group(group)
 	if err != nil {
 		return 0, err
 	}
-	if err := e.Store.SetKilled(ctx, g.Name, true); err != nil {
+	if err := m.store.SetKilled(ctx, g.Name, true); err != nil {
 		return 0, err
 	}
-	gens, err := e.Store.Generations(ctx, g.Name)
+	gens, err := m.store.Generations(ctx, g.Name)
 	if err != nil {
 		return 0, err
 	}
@@ -189,50 +240,50 @@ func (e *Engine) Kill(ctx context.Context, group string) (int, error) {
 		}
 		// In every Region of a multi-Region key (replicas.go); the
 		// generation is KILLED only once each Region's material is gone.
-		if err := e.killGeneration(ctx, g, gen); err != nil {
+		if err := m.jobs.killGeneration(ctx, g, gen); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		gen.State = store.GenKilled
-		if err := e.Store.UpdateGeneration(ctx, gen); err != nil {
+		if err := m.store.UpdateGeneration(ctx, gen); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		n++
 	}
-	e.log().WarnContext(ctx, "kill switch engaged", "group", g.Name, "materials_deleted", n)
+	m.log().WarnContext(ctx, "kill switch engaged", "group", g.Name, "materials_deleted", n)
 	return n, errors.Join(errs...)
 }
 
 // Restore lifts the kill switch: a re-import job (rewrap of the same HSM
 // key) for every KILLED generation. requestID makes the operator request
 // idempotent.
-func (e *Engine) Restore(ctx context.Context, group, requestID string) ([]*store.Job, error) {
-	g, err := e.group(group)
+func (m *maintainer) Restore(ctx context.Context, group, requestID string) ([]*store.Job, error) {
+	g, err := m.group(group)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.Store.SetKilled(ctx, g.Name, false); err != nil {
+	if err := m.store.SetKilled(ctx, g.Name, false); err != nil {
 		return nil, err
 	}
-	return e.reimportWhere(ctx, g, "restore", "restore", requestID, func(s store.GenState) bool { return s == store.GenKilled })
+	return m.reimportWhere(ctx, g, "restore", "restore", requestID, func(s store.GenState) bool { return s == store.GenKilled })
 }
 
 // Reimport starts a re-import of every live generation (operator "sync
 // import material").
-func (e *Engine) Reimport(ctx context.Context, group, requestID string) ([]*store.Job, error) {
-	g, err := e.group(group)
+func (m *maintainer) Reimport(ctx context.Context, group, requestID string) ([]*store.Job, error) {
+	g, err := m.group(group)
 	if err != nil {
 		return nil, err
 	}
-	return e.reimportWhere(ctx, g, "operator", "sync-import", requestID, func(s store.GenState) bool { return s != store.GenKilled })
+	return m.reimportWhere(ctx, g, "operator", "sync-import", requestID, func(s store.GenState) bool { return s != store.GenKilled })
 }
 
 // reimportWhere starts one re-import job per generation whose state pick
 // accepts; the trigger id (idPrefix/group/generation/requestID) makes a
 // repeated operator request start nothing new.
-func (e *Engine) reimportWhere(ctx context.Context, g *groups.Group, trigger, idPrefix, requestID string, pick func(store.GenState) bool) ([]*store.Job, error) {
-	gens, err := e.Store.Generations(ctx, g.Name)
+func (m *maintainer) reimportWhere(ctx context.Context, g *groups.Group, trigger, idPrefix, requestID string, pick func(store.GenState) bool) ([]*store.Job, error) {
+	gens, err := m.store.Generations(ctx, g.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +293,7 @@ func (e *Engine) reimportWhere(ctx context.Context, g *groups.Group, trigger, id
 		if !pick(gen.State) {
 			continue
 		}
-		j, _, err := e.Start(ctx, TriggerRequest{
+		j, _, err := m.jobs.Start(ctx, TriggerRequest{
 			Group: g.Name, Kind: store.KindReimport, Trigger: trigger, Generation: gen.Generation,
 			TriggerID: fmt.Sprintf("%s/%s/%d/%s", idPrefix, g.Name, gen.Generation, requestID),
 		})
@@ -257,15 +308,15 @@ func (e *Engine) reimportWhere(ctx context.Context, g *groups.Group, trigger, id
 }
 
 // SyncPolicy puts the group's key policy on every key of the group.
-func (e *Engine) SyncPolicy(ctx context.Context, group string) (int, error) {
-	g, err := e.group(group)
+func (m *maintainer) SyncPolicy(ctx context.Context, group string) (int, error) {
+	g, err := m.group(group)
 	if err != nil {
 		return 0, err
 	}
 	if len(g.Policy) == 0 {
 		return 0, fmt.Errorf("engine: group %s has no policy document loaded", g.Name)
 	}
-	gens, err := e.Store.Generations(ctx, g.Name)
+	gens, err := m.store.Generations(ctx, g.Name)
 	if err != nil {
 		return 0, err
 	}
@@ -275,14 +326,14 @@ func (e *Engine) SyncPolicy(ctx context.Context, group string) (int, error) {
 			continue
 		}
 		seen[gen.KeyARN] = true
-		err := e.call(ctx, g, pacer.OpPutKeyPolicy, func(ctx context.Context) error {
-			_, err := e.maintenanceKMS().PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(gen.KeyARN), Policy: aws.String(string(g.Policy)), PolicyName: aws.String("default")})
+		err := pace(ctx, m.pacer, g, pacer.OpPutKeyPolicy, func(ctx context.Context) error {
+			_, err := m.kms.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(gen.KeyARN), Policy: aws.String(string(g.Policy)), PolicyName: aws.String("default")})
 			return err
 		})
 		if err != nil {
 			return len(seen) - 1, fmt.Errorf("kms PutKeyPolicy %s: %w", gen.KeyARN, err)
 		}
-		if err := e.putPolicyInReplicas(ctx, g, gen.KeyARN); err != nil {
+		if err := m.jobs.putPolicyInReplicas(ctx, g, gen.KeyARN); err != nil {
 			return len(seen) - 1, fmt.Errorf("kms PutKeyPolicy %s: %w", gen.KeyARN, err)
 		}
 	}

@@ -17,9 +17,9 @@ import (
 // jobKey finds the key a job created (tag keyferry:job = job id), for a
 // job resumed after a crash (or a lost response) between CreateKey and the
 // job write: the key is reused instead of orphaned.
-func (e *Engine) jobKey(ctx context.Context, g *groups.Group, jobID string) (string, error) {
+func (m *maintainer) jobKey(ctx context.Context, g *groups.Group, jobID string) (string, error) {
 	var found string
-	err := e.eachPendingImportKey(ctx, g, func(md *types.KeyMetadata, job string) error {
+	err := m.eachPendingImportKey(ctx, g, func(md *types.KeyMetadata, job string) error {
 		if job == jobID && found == "" {
 			found = aws.ToString(md.Arn)
 		}
@@ -30,25 +30,33 @@ func (e *Engine) jobKey(ctx context.Context, g *groups.Group, jobID string) (str
 
 // eachPendingImportKey calls f for every EXTERNAL key in PendingImport
 // that carries the keyferry:job tag.
-func (e *Engine) eachPendingImportKey(ctx context.Context, g *groups.Group, f func(md *types.KeyMetadata, job string) error) error {
+func (m *maintainer) eachPendingImportKey(ctx context.Context, g *groups.Group, f func(md *types.KeyMetadata, job string) error) error {
 	var marker *string
 	for {
 		var page *kms.ListKeysOutput
-		err := e.call(ctx, g, pacer.OpListKeys, func(ctx context.Context) (err error) {
-			page, err = e.maintenanceKMS().ListKeys(ctx, &kms.ListKeysInput{Marker: marker})
+		err := pace(ctx, m.pacer, g, pacer.OpListKeys, func(ctx context.Context) (err error) {
+			page, err = m.kms.ListKeys(ctx, &kms.ListKeysInput{Marker: marker})
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("kms ListKeys: %w", err)
 		}
 		for _, k := range page.Keys {
-			md, err := e.describe(ctx, g, aws.ToString(k.KeyArn))
-			if err != nil || md.Origin != types.OriginTypeExternal || md.KeyState != types.KeyStatePendingImport {
+			var d *kms.DescribeKeyOutput
+			err := pace(ctx, m.pacer, g, pacer.OpDescribeKey, func(ctx context.Context) (err error) {
+				d, err = m.kms.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: k.KeyArn})
+				return err
+			})
+			if err != nil {
+				continue
+			}
+			md := d.KeyMetadata
+			if md.Origin != types.OriginTypeExternal || md.KeyState != types.KeyStatePendingImport {
 				continue
 			}
 			var tags *kms.ListResourceTagsOutput
-			err = e.call(ctx, g, pacer.OpListResourceTags, func(ctx context.Context) (err error) {
-				tags, err = e.maintenanceKMS().ListResourceTags(ctx, &kms.ListResourceTagsInput{KeyId: md.Arn})
+			err = pace(ctx, m.pacer, g, pacer.OpListResourceTags, func(ctx context.Context) (err error) {
+				tags, err = m.kms.ListResourceTags(ctx, &kms.ListResourceTagsInput{KeyId: md.Arn})
 				return err
 			})
 			if err != nil {
@@ -82,16 +90,16 @@ func (e *Engine) eachPendingImportKey(ctx context.Context, g *groups.Group, f fu
 //     not agree);
 //   - no job record: orphan once older than the job timeout (a job
 //     record is written before its CreateKey, so this is a vanished job).
-func (e *Engine) SweepOrphanKeys(ctx context.Context) (int, error) {
-	if e.Groups == nil || len(e.Groups.Groups) == 0 {
+func (m *maintainer) SweepOrphanKeys(ctx context.Context) (int, error) {
+	if m.groups == nil || len(m.groups.Groups) == 0 {
 		return 0, nil
 	}
-	g := &e.Groups.Groups[0] // one KMS client = one account-region scope
-	cutoff := e.now().Add(-e.jobTimeout())
+	g := &m.groups.Groups[0] // one KMS client = one account-region scope
+	cutoff := m.now().Add(-m.jobTimeout)
 	n := 0
-	err := e.eachPendingImportKey(ctx, g, func(md *types.KeyMetadata, jobID string) error {
+	err := m.eachPendingImportKey(ctx, g, func(md *types.KeyMetadata, jobID string) error {
 		arn := aws.ToString(md.Arn)
-		j, err := e.Store.GetJob(ctx, jobID)
+		j, err := m.store.GetJob(ctx, jobID)
 		switch {
 		case err == nil && j.KeyARN == arn:
 			return nil
@@ -105,14 +113,14 @@ func (e *Engine) SweepOrphanKeys(ctx context.Context) (int, error) {
 		default:
 			return err
 		}
-		err = e.call(ctx, g, pacer.OpScheduleKeyDeletion, func(ctx context.Context) error {
-			_, err := e.maintenanceKMS().ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: md.Arn, PendingWindowInDays: aws.Int32(7)})
+		err = pace(ctx, m.pacer, g, pacer.OpScheduleKeyDeletion, func(ctx context.Context) error {
+			_, err := m.kms.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: md.Arn, PendingWindowInDays: aws.Int32(7)})
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("kms ScheduleKeyDeletion %s: %w", arn, err)
 		}
-		e.log().InfoContext(ctx, "scheduled deletion of orphaned key", "key", arn, "job", jobID)
+		m.log().InfoContext(ctx, "scheduled deletion of orphaned key", "key", arn, "job", jobID)
 		n++
 		return nil
 	})

@@ -264,9 +264,19 @@ func (e *Engine) regional(g *groups.Group, j *store.Job) (*Engine, *groups.Group
 	}
 	re := *e
 	re.KMS = c
+	return &re, regionalGroup(g, j), nil
+}
+
+// regionalGroup is g as a step of j sees it: g itself normally; while j
+// imports into a replica (j.Region), a copy of g whose Region is the
+// replica's (regional).
+func regionalGroup(g *groups.Group, j *store.Job) *groups.Group {
+	if j.Region == "" || j.Region == g.Region {
+		return g
+	}
 	rg := *g
 	rg.Region, rg.Replicas = j.Region, nil
-	return &re, &rg, nil
+	return &rg
 }
 
 // regionReason names the Region in a failure of a replica's step.

@@ -20,8 +20,8 @@ import (
 const maxResumePerHello = 16
 
 // resumeCap is how many jobs one hello may resume.
-func (e *Engine) resumeCap() int {
-	if e.Handoff != nil {
+func (b *agentBroker) resumeCap() int {
+	if b.handsOff {
 		return math.MaxInt
 	}
 	return maxResumePerHello
@@ -33,37 +33,37 @@ func (e *Engine) resumeCap() int {
 // wrap_request went to this agent before this connection and that its hello
 // no longer lists as pending (the request died with the agent process).
 // Without this a returning agent waits for the sweeper (the job timeout).
-func (e *Engine) resumeForAgent(ctx context.Context, c *store.Connection, pending []string) (int, error) {
+func (b *agentBroker) resumeForAgent(ctx context.Context, c *store.Connection, pending []string) (int, error) {
 	inPool := func(j *store.Job) bool {
-		g, err := e.group(j.Group)
+		g, err := b.group(j.Group)
 		return err == nil && g.HSMPool == c.Pool
 	}
-	far := e.now().Add(365 * 24 * time.Hour)
+	far := b.now().Add(365 * 24 * time.Hour)
 	var errs []error
 	n := 0
-	waiting, err := e.Store.JobsInState(ctx, store.StateKeyReady, far)
+	waiting, err := b.store.JobsInState(ctx, store.StateKeyReady, far)
 	if err != nil {
 		return 0, err
 	}
 	// PARAMS: handed over from a lost agent of the pool (pool.go) when no
 	// other could take the request.
-	handedOver, err := e.Store.JobsInState(ctx, store.StateParams, far)
+	handedOver, err := b.store.JobsInState(ctx, store.StateParams, far)
 	if err != nil {
 		return 0, err
 	}
 	waiting = append(waiting, handedOver...)
-	lost, err := e.Store.JobsInState(ctx, store.StateRequested, far)
+	lost, err := b.store.JobsInState(ctx, store.StateRequested, far)
 	if err != nil {
 		return 0, err
 	}
 	for _, j := range lost {
-		if n >= e.resumeCap() {
+		if n >= b.resumeCap() {
 			break
 		}
 		if !inPool(j) || j.AgentID != c.AgentID || slices.Contains(pending, j.RequestID) || !j.RequestedAt.Before(c.ConnectedAt) {
 			continue
 		}
-		if err := e.advance(ctx, j, store.StateKeyReady, "agent "+c.AgentID+" reconnected without request "+j.RequestID+": ask again"); err != nil {
+		if err := b.jobs.advance(ctx, j, store.StateKeyReady, "agent "+c.AgentID+" reconnected without request "+j.RequestID+": ask again"); err != nil {
 			if !errors.Is(err, store.ErrConflict) {
 				errs = append(errs, err)
 			}
@@ -72,14 +72,14 @@ func (e *Engine) resumeForAgent(ctx context.Context, c *store.Connection, pendin
 		waiting = append(waiting, j)
 	}
 	for _, j := range waiting {
-		if n >= e.resumeCap() {
+		if n >= b.resumeCap() {
 			break
 		}
 		if !inPool(j) {
 			continue
 		}
 		n++
-		if err := e.runOrHandOn(ctx, j); err != nil && !errors.Is(err, ErrNoAgent) {
+		if err := b.jobs.runOrHandOn(ctx, j); err != nil && !errors.Is(err, ErrNoAgent) {
 			errs = append(errs, err)
 		}
 	}

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-	apigwtypes "github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
@@ -154,7 +152,7 @@ func (e *Engine) stepPlan(ctx context.Context, g *groups.Group, j *store.Job) er
 	}
 	if j.CreateKeyAttempted {
 		// Resumed after a CreateKey whose outcome was not recorded: reuse its key.
-		arn, err := e.jobKey(ctx, g, j.ID)
+		arn, err := e.maintenance().jobKey(ctx, g, j.ID)
 		if err != nil {
 			return err
 		}
@@ -182,22 +180,6 @@ func (e *Engine) stepPlan(ctx context.Context, g *groups.Group, j *store.Job) er
 	return e.advance(ctx, j, store.StateKeyReady, "created "+j.KeyARN)
 }
 
-// liveAgents lists connections of the pool that may take a request
-// (usable: verified hello, not gone, draining or silent; pool.go).
-func (e *Engine) liveAgents(ctx context.Context, g *groups.Group) ([]*store.Connection, error) {
-	all, err := e.Store.ConnectionsInPool(ctx, g.HSMPool)
-	if err != nil {
-		return nil, err
-	}
-	var out []*store.Connection
-	for _, c := range all {
-		if usable(c, wallNow()) && e.registered(g.HSMPool, c.AgentID) != nil {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
 func capsFor(c *store.Connection, spec keyspec.Spec) []keyspec.Combination {
 	var out []keyspec.Combination
 	for _, cp := range c.Capabilities {
@@ -216,7 +198,7 @@ func capsFor(c *store.Connection, spec keyspec.Spec) []keyspec.Combination {
 // stepParams picks the wrapping algorithm (group setting x agent
 // capability) and fetches import parameters.
 func (e *Engine) stepParams(ctx context.Context, g *groups.Group, j *store.Job) error {
-	agents, err := e.liveAgents(ctx, g)
+	agents, err := e.agents().liveAgents(ctx, g)
 	if err != nil {
 		return err
 	}
@@ -300,7 +282,7 @@ func (e *Engine) stepRequest(ctx context.Context, g *groups.Group, j *store.Job)
 		}
 		return e.advance(ctx, j, store.StateKeyReady, "import parameters about to expire: fetch new ones")
 	}
-	agents, err := e.liveAgents(ctx, g)
+	agents, err := e.agents().liveAgents(ctx, g)
 	if err != nil {
 		return err
 	}
@@ -317,7 +299,7 @@ func (e *Engine) stepRequest(ctx context.Context, g *groups.Group, j *store.Job)
 	if len(targets) == 0 {
 		return fmt.Errorf("%w: pool %s (able to do %s/%s)", ErrNoAgent, g.HSMPool, combo.Algorithm, combo.KeySpec)
 	}
-	if targets, err = e.byLoad(ctx, targets); err != nil {
+	if targets, err = e.agents().byLoad(ctx, targets); err != nil {
 		return err
 	}
 	nonce, err := protocol.NewNonce()
@@ -350,19 +332,12 @@ func (e *Engine) stepRequest(ctx context.Context, g *groups.Group, j *store.Job)
 		} else if err := e.Store.Save(ctx, j); err != nil {
 			return err
 		}
-		_, err := e.Connections.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(c.ID), Data: msg})
-		var gone *apigwtypes.GoneException
-		if errors.As(err, &gone) {
-			e.log().WarnContext(ctx, "agent connection gone, trying another", "job", j.ID, "connection", c.ID, "agent", c.AgentID)
-			// Mark, do not delete: $disconnect removes a dead connection;
-			// a live one whose post failed clears the mark with its next
-			// heartbeat instead of being forgotten while still connected.
-			c.GoneAt = e.now()
-			_ = e.Store.PutConnection(ctx, c)
-			continue
-		}
+		gone, err := e.agents().post(ctx, j, c, msg)
 		if err != nil {
 			return fmt.Errorf("post wrap_request to %s: %w", c.ID, err)
+		}
+		if gone {
+			continue
 		}
 		e.log().InfoContext(ctx, "wrap_request sent", "job", j.ID, "request", req.RequestID, "agent", c.AgentID, "connection", c.ID, "operation", string(op))
 		return nil
@@ -377,7 +352,7 @@ func (e *Engine) stepRequest(ctx context.Context, g *groups.Group, j *store.Job)
 	// A hello that landed while the posts failed looked for waiting jobs
 	// before this one was recorded waiting: look once more, now that it is,
 	// so the job does not wait for a hello that already came.
-	if now, err := e.liveAgents(ctx, g); err == nil && len(now) > 0 {
+	if now, err := e.agents().liveAgents(ctx, g); err == nil && len(now) > 0 {
 		return nil // Run goes on with PARAMS: the request goes to the new connection
 	}
 	return fmt.Errorf("%w: every connection of pool %s is gone", ErrNoAgent, g.HSMPool)
@@ -697,7 +672,7 @@ func (e *Engine) stepFinish(ctx context.Context, g *groups.Group, j *store.Job) 
 		e.Metrics.Emit(metrics.MaterialSecondsToExpiry, j.ValidTo.Sub(e.now()).Seconds(), metrics.Seconds, dims)
 	}
 	e.log().InfoContext(ctx, "job succeeded", "job", j.ID, "group", g.Name, "kind", string(j.Kind), "key", j.KeyARN, "generation", j.Generation, "key_material_id", j.KeyMaterialID)
-	e.reconcileAfterSwitch(ctx, g, j)
+	e.alarms().reconcileAfterSwitch(ctx, g, j)
 	return nil
 }
 

@@ -36,8 +36,8 @@ func older(o, c *store.Connection) bool {
 // earlier connection is marked gone (no new request), then closed through
 // @connections (DeleteConnection; its $disconnect then finds nothing left).
 // It returns how many connections it closed.
-func (e *Engine) supersede(ctx context.Context, c *store.Connection, pending []string) (int, error) {
-	conns, err := e.Store.ConnectionsInPool(ctx, c.Pool)
+func (b *agentBroker) supersede(ctx context.Context, c *store.Connection, pending []string) (int, error) {
+	conns, err := b.store.ConnectionsInPool(ctx, c.Pool)
 	if err != nil {
 		return 0, err
 	}
@@ -52,7 +52,7 @@ func (e *Engine) supersede(ctx context.Context, c *store.Connection, pending []s
 	}
 	var errs []error
 	if len(pending) > 0 {
-		jobs, err := e.Store.JobsInState(ctx, store.StateRequested, e.now().Add(365*24*time.Hour))
+		jobs, err := b.store.JobsInState(ctx, store.StateRequested, b.now().Add(365*24*time.Hour))
 		if err != nil {
 			return 0, err
 		}
@@ -63,31 +63,31 @@ func (e *Engine) supersede(ctx context.Context, c *store.Connection, pending []s
 			}
 			from := j.ConnectionID
 			j.ConnectionID = c.ID
-			if err := e.Store.Save(ctx, j); err != nil && !errors.Is(err, store.ErrConflict) {
+			if err := b.store.Save(ctx, j); err != nil && !errors.Is(err, store.ErrConflict) {
 				errs = append(errs, err)
 				continue
 			}
-			e.log().InfoContext(ctx, "request follows its agent to the new connection", "job", j.ID, "request", j.RequestID, "agent", c.AgentID, "from", from, "to", c.ID)
+			b.log().InfoContext(ctx, "request follows its agent to the new connection", "job", j.ID, "request", j.RequestID, "agent", c.AgentID, "from", from, "to", c.ID)
 		}
 	}
 	n := 0
 	for _, o := range olds {
 		o.GoneAt = wallNow()
-		if err := e.Store.PutConnection(ctx, o); err != nil {
+		if err := b.store.PutConnection(ctx, o); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		e.log().WarnContext(ctx, "agent connection superseded by a newer verified hello: closing it", "agent", c.AgentID, "pool", c.Pool,
+		b.log().WarnContext(ctx, "agent connection superseded by a newer verified hello: closing it", "agent", c.AgentID, "pool", c.Pool,
 			"connection", o.ID, "connected_at", o.ConnectedAt.Format(time.RFC3339Nano), "newer", c.ID)
-		if _, err := e.HandOver(ctx, o, "superseded by its newer connection "+c.ID); err != nil {
+		if _, err := b.HandOver(ctx, o, "superseded by its newer connection "+c.ID); err != nil {
 			errs = append(errs, err)
 		}
-		_, err := e.Connections.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: aws.String(o.ID)})
+		_, err := b.conns.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: aws.String(o.ID)})
 		var gone *apigwtypes.GoneException
 		switch {
 		case errors.As(err, &gone):
 			// Already closed; its $disconnect may never come: forget it.
-			if err := e.Store.DeleteConnection(ctx, o.ID); err != nil {
+			if err := b.store.DeleteConnection(ctx, o.ID); err != nil {
 				errs = append(errs, err)
 			}
 		case err != nil:
