@@ -100,20 +100,18 @@ func (b *agentBroker) HandleHello(ctx context.Context, connID string, env *proto
 	return nil
 }
 
-// HandleWrapResult verifies a wrap_result (registered agent signature, live
-// job awaiting exactly this request, nonce, key, spec and algorithm),
-// records it and hands the job on (runs it on without a Handoff). Anything else is rejected with ErrRejected, logged, and
-// changes nothing.
-func (b *agentBroker) HandleWrapResult(ctx context.Context, connID string, env *protocol.Envelope) (*store.Job, error) {
+// wrapResult verifies a wrap_result (registered agent signature, live job
+// awaiting exactly this request, nonce, key, spec and algorithm) and
+// records it (acceptWrapResult); the Engine hands the job on
+// (HandleWrapResult). Anything else is rejected with ErrRejected, logged,
+// and changes nothing.
+func (b *agentBroker) wrapResult(ctx context.Context, connID string, env *protocol.Envelope) (*store.Job, error) {
 	j, err := b.acceptWrapResult(ctx, connID, env)
 	if err != nil {
 		b.log().WarnContext(ctx, "wrap_result rejected", "connection", connID, "signer", env.Signer, "error", err.Error())
 		return nil, err
 	}
-	if err := b.jobs.afterStep(j); err != nil {
-		return j, err
-	}
-	return j, b.jobs.runOrHandOn(ctx, j)
+	return j, nil
 }
 
 func (b *agentBroker) acceptWrapResult(ctx context.Context, connID string, env *protocol.Envelope) (*store.Job, error) {

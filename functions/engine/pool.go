@@ -69,7 +69,6 @@ type jobRunner interface {
 	advance(ctx context.Context, j *store.Job, to store.State, note string) error
 	fail(ctx context.Context, j *store.Job, reason string) error
 	runOrHandOn(ctx context.Context, j *store.Job) error
-	afterStep(j *store.Job) error
 }
 
 var _ jobRunner = (*Engine)(nil)
