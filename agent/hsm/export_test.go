@@ -525,3 +525,7 @@ func (m *otherKeyModule) WrapKeyGrown(sh pkcs11.SessionHandle, mech uint, wk, ke
 func (h *HSM) WrapOtherKeysForTest() (restore func()) {
 	return h.swapModuleForTest(func(real module) module { return &otherKeyModule{module: real, path: h.cfg.Module} })
 }
+
+// GenLockTriesForTest is how many times Generate asks the token for a
+// generation lock object before it goes ahead without one.
+var GenLockTriesForTest = len(settleDelays) + 1

@@ -42,10 +42,15 @@ func (h *HSM) Generate(ctx context.Context, label string, spec keyspec.Spec, opt
 		// Another agent of the pool may be generating this label on the
 		// same token right now (genlock.go): one at a time, token-wide.
 		lk, err := s.lockGeneration(ctx, label, holder, time.Now)
-		if err != nil {
+		if errors.Is(err, errNoGenLock) {
+			h.log.Warn("hsm generation lock unavailable: generating without it (another agent of the pool could generate this label at the same time)", "label", label, "error", err.Error())
+		} else if err != nil {
 			return err
 		}
 		defer func() {
+			if lk == nil {
+				return
+			}
 			if uerr := lk.unlock(); uerr != nil && err == nil && !sessionLoss(uerr) {
 				err = uerr
 			}

@@ -77,23 +77,9 @@ func (s session) lockGeneration(ctx context.Context, label string, holderID []by
 		binary.BigEndian.PutUint64(holder[16:], uint64(now().UnixMilli()))
 		// Generated, not created from a value, so no key bytes pass
 		// through this code (TestNoPlaintextKeyMaterialLeavesHSM_...).
-		own, err := s.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 16),
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_LABEL, lockLabel),
-			pkcs11.NewAttribute(pkcs11.CKA_ID, holder),
-			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
-			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
-			pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
-			pkcs11.NewAttribute(pkcs11.CKA_WRAP, false),
-			pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
-		})
+		own, err := s.makeLockObject(lockLabel, holder)
 		if err != nil {
-			return nil, s.wrapErr("C_GenerateKey (generation lock)", err)
+			return nil, err
 		}
 		others, err := s.otherLocks(lockLabel, own, holderID, now())
 		if err != nil {
@@ -117,6 +103,53 @@ func (s session) lockGeneration(ctx context.Context, label string, holderID []by
 		}
 	}
 }
+
+// makeLockObject generates one lock object. C_GenerateKey answering
+// CKR_TEMPLATE_INCONSISTENT or CKR_GENERAL_ERROR is SoftHSM2's object-store
+// race under concurrent sessions (SoftHSMv2 #573), so it is tried again
+// after each settle delay; a half-made object of a failed try carries
+// holder, which otherLocks knows as this call's own. A token that keeps
+// refusing (or has no CKM_AES_KEY_GEN) cannot hold a lock: errNoGenLock.
+func (s session) makeLockObject(lockLabel string, holder []byte) (pkcs11.ObjectHandle, error) {
+	for try := 0; ; try++ {
+		// Generated, not created from a value, so no key bytes pass
+		// through this code (TestNoPlaintextKeyMaterialLeavesHSM_...).
+		own, err := s.p.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 16),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, lockLabel),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, holder),
+			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
+			pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
+			pkcs11.NewAttribute(pkcs11.CKA_WRAP, false),
+			pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
+		})
+		if err == nil {
+			return own, nil
+		}
+		werr := s.wrapErr("C_GenerateKey (generation lock)", err)
+		switch codeOf(err) {
+		case pkcs11.CKR_TEMPLATE_INCONSISTENT, pkcs11.CKR_GENERAL_ERROR:
+			if try < len(settleDelays) {
+				time.Sleep(settleDelays[try])
+				continue
+			}
+			return 0, fmt.Errorf("%w: %w", errNoGenLock, werr)
+		case pkcs11.CKR_MECHANISM_INVALID, pkcs11.CKR_FUNCTION_NOT_SUPPORTED, pkcs11.CKR_ATTRIBUTE_VALUE_INVALID:
+			return 0, fmt.Errorf("%w: %w", errNoGenLock, werr)
+		}
+		return 0, werr
+	}
+}
+
+// errNoGenLock: the token would not make a lock object. Generate then
+// goes ahead serialised only within this agent (genMu), and says so.
+var errNoGenLock = errors.New("hsm: the token cannot hold a generation lock")
 
 // otherLocks counts the live lock objects of lockLabel other than own,
 // removing stale ones (their holder died holding them) and ones holderID

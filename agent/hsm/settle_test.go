@@ -66,3 +66,32 @@ func TestKeygenRaceIsNotUnsupported(t *testing.T) {
 		}
 	})
 }
+
+// TestGenerateGoesAheadWhenTheTokenRefusesItsLock: the generation lock's
+// own C_GenerateKey meets the same race (one refusal: the lock is taken on
+// the next try); a token that keeps refusing the lock object still
+// generates the key, serialised within this agent only, and leaves no
+// lock object behind.
+func TestGenerateGoesAheadWhenTheTokenRefusesItsLock(t *testing.T) {
+	ctx := context.Background()
+	forEachToken(t, func(t *testing.T, tok *token) {
+		if _, err := tok.h.Capabilities(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, fails := range []int{1, hsm.GenLockTriesForTest} {
+			label := newLabel(t, "lockrefused")
+			restore := tok.h.FailKeygenForTest(fails)
+			_, err := tok.h.Generate(ctx, label, keyspec.SymmetricDefault)
+			restore()
+			if err != nil {
+				t.Fatalf("%d refusals: Generate: %v", fails, err)
+			}
+			if _, err := tok.h.Find(ctx, label); err != nil {
+				t.Fatalf("%d refusals: the key is not there: %v", fails, err)
+			}
+			if _, err := tok.h.Find(ctx, "kf-genlock/"+label); !errors.Is(err, hsm.ErrKeyNotFound) {
+				t.Fatalf("%d refusals: a lock object is left: %v", fails, err)
+			}
+		}
+	})
+}
