@@ -32,7 +32,7 @@ func grantData(cp *ControlPlane, t store.Tables) {
 	}
 	rw(FnConnect, t.Connections)
 	// $disconnect hands the wrap requests outstanding at the closed
-	// connection over (engine.HandOver: the jobs in REQUESTED, through the
+	// connection over (the engine's agentBroker.HandOver: the jobs in REQUESTED, through the
 	// by_state index, back to PARAMS) and on to the worker (jobs.go).
 	rw(FnDisconnect, t.Connections, t.Jobs)
 	for _, fn := range engineFunctions {
