@@ -28,6 +28,8 @@ import (
 
 	"github.com/keyferry/keyferry/functions/pacer"
 	"github.com/keyferry/keyferry/functions/store"
+	"github.com/keyferry/keyferry/shared/groups"
+	"github.com/keyferry/keyferry/shared/protocol"
 )
 
 // Environment variable names read by Load.
@@ -42,11 +44,11 @@ const (
 	EnvGroupsFile     = "KEYFERRY_GROUPS_FILE"    // default key-groups.yaml next to bootstrap
 	EnvWSEndpoint     = "KEYFERRY_WS_ENDPOINT"    // https://{api}.execute-api.{region}.amazonaws.com/{stage}
 	EnvSigningKey     = "KEYFERRY_SIGNING_KEY_ID" // key id/ARN/alias of the control-plane signing key
-	EnvRequestTTL     = "KEYFERRY_REQUEST_TTL"    // Go duration, default 5m
-	EnvJobTimeout     = "KEYFERRY_JOB_TIMEOUT"    // Go duration, default 15m
+	EnvRequestTTL     = "KEYFERRY_REQUEST_TTL"    // Go duration, default engine.DefaultRequestTTL
+	EnvJobTimeout     = "KEYFERRY_JOB_TIMEOUT"    // Go duration, default engine.DefaultJobTimeout
 	EnvQuotaFraction  = "KEYFERRY_QUOTA_FRACTION" // default pacer.DefaultFraction
 	EnvQuotaScale     = "KEYFERRY_QUOTA_SCALE"    // default 1 (AWS quotas)
-	EnvMaxAttempts    = "KEYFERRY_MAX_ATTEMPTS"   // default 3
+	EnvMaxAttempts    = "KEYFERRY_MAX_ATTEMPTS"   // default engine.DefaultMaxAttempts
 	// EnvRotateFunctionARN is the rotate function's ARN: the action of the
 	// alarms the engine keeps on each group's current key (unset: the
 	// engine manages no alarms).
@@ -63,10 +65,12 @@ const (
 
 // Settings are the control plane's environment settings.
 type Settings struct {
-	Tables        store.Tables
-	GroupsFile    string
-	WSEndpoint    string
-	SigningKeyID  string
+	Tables       store.Tables
+	GroupsFile   string
+	WSEndpoint   string
+	SigningKeyID string
+	// RequestTTL, JobTimeout and MaxAttempts are zero when their variable
+	// is unset: the engine's defaults apply (written once, in engine).
 	RequestTTL    time.Duration
 	JobTimeout    time.Duration
 	QuotaFraction float64
@@ -99,7 +103,7 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		},
 		GroupsFile:   or(EnvGroupsFile, defaultGroupsFile()),
 		WSEndpoint:   getenv(EnvWSEndpoint),
-		SigningKeyID: or(EnvSigningKey, "alias/keyferry-control-plane"),
+		SigningKeyID: or(EnvSigningKey, groups.DefaultSigningKeyAlias),
 
 		RotateFunctionARN: getenv(EnvRotateFunctionARN),
 		JobQueueURL:       getenv(EnvJobQueueURL),
@@ -129,13 +133,13 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		}
 		return f
 	}
-	s.RequestTTL = dur(EnvRequestTTL, 5*time.Minute)
-	s.JobTimeout = dur(EnvJobTimeout, 15*time.Minute)
+	s.RequestTTL = dur(EnvRequestTTL, 0)
+	s.JobTimeout = dur(EnvJobTimeout, 0)
 	s.QuotaFraction = num(EnvQuotaFraction, pacer.DefaultFraction)
 	s.QuotaScale = num(EnvQuotaScale, 1)
-	s.MaxAttempts = int(num(EnvMaxAttempts, 3))
-	if s.RequestTTL > 15*time.Minute {
-		errs = append(errs, fmt.Errorf("%s: %s exceeds the protocol's 15 min wrap_request lifetime", EnvRequestTTL, s.RequestTTL))
+	s.MaxAttempts = int(num(EnvMaxAttempts, 0))
+	if s.RequestTTL > protocol.MaxRequestLifetime {
+		errs = append(errs, fmt.Errorf("%s: %s exceeds the protocol's %s wrap_request lifetime", EnvRequestTTL, s.RequestTTL, protocol.MaxRequestLifetime))
 	}
 	return s, errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/keyferry/keyferry/functions/pacer"
+	"github.com/keyferry/keyferry/shared/groups"
 )
 
 func TestRetryerSkipsQuotaAndThrottleButRetriesServerErrors(t *testing.T) {
@@ -58,7 +59,7 @@ func TestFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Tables.Jobs != "custom-jobs" || s.Tables.Generations != "kf-generations" || s.RequestTTL.Minutes() != 5 || s.QuotaFraction != pacer.DefaultFraction ||
+	if s.Tables.Jobs != "custom-jobs" || s.Tables.Generations != "kf-generations" || s.RequestTTL != 0 || s.JobTimeout != 0 || s.MaxAttempts != 0 || s.SigningKeyID != groups.DefaultSigningKeyAlias || s.QuotaFraction != pacer.DefaultFraction ||
 		s.RotateFunctionARN != "arn:aws:lambda:us-east-1:111122223333:function:keyferry-rotate" {
 		t.Fatalf("settings %+v", s)
 	}

@@ -37,11 +37,14 @@ type Engine struct {
 	Log         *slog.Logger
 	Now         func() time.Time
 
-	// RequestTTL is the lifetime of a wrap_request (default 5 min).
+	// RequestTTL is the lifetime of a wrap_request (default
+	// DefaultRequestTTL, at most protocol.MaxRequestLifetime).
 	RequestTTL time.Duration
-	// JobTimeout is the deadline of a job's current step (default 15 min).
+	// JobTimeout is the deadline of a job's current step (default
+	// DefaultJobTimeout).
 	JobTimeout time.Duration
-	// MaxAttempts bounds sweeper retries of a stuck job (default 3).
+	// MaxAttempts bounds sweeper retries of a stuck job (default
+	// DefaultMaxAttempts).
 	MaxAttempts int
 	// Skew is the clock skew allowed on agent messages (default 2 min).
 	Skew time.Duration
@@ -125,22 +128,30 @@ func (e *Engine) requestTTL() time.Duration {
 	if e.RequestTTL > 0 {
 		return e.RequestTTL
 	}
-	return 5 * time.Minute
+	return DefaultRequestTTL
 }
 
 func (e *Engine) jobTimeout() time.Duration {
 	if e.JobTimeout > 0 {
 		return e.JobTimeout
 	}
-	return 15 * time.Minute
+	return DefaultJobTimeout
 }
 
 func (e *Engine) maxAttempts() int {
 	if e.MaxAttempts > 0 {
 		return e.MaxAttempts
 	}
-	return 3
+	return DefaultMaxAttempts
 }
+
+// The engine's defaults, written once (functions/awsconfig leaves an
+// unset variable at zero, which means these).
+const (
+	DefaultRequestTTL  = 5 * time.Minute
+	DefaultJobTimeout  = 15 * time.Minute
+	DefaultMaxAttempts = 3
+)
 
 func (e *Engine) skew() time.Duration {
 	if e.Skew > 0 {

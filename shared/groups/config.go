@@ -30,7 +30,8 @@ const (
 	DefaultTimezone          = "UTC"
 	DefaultScheduleWindow    = "1h"               // Scheduler spreads each rotation over this much after its due time
 	MaxScheduleWindow        = 1440 * time.Minute // Scheduler's MaximumWindowInMinutes bound
-	DefaultRotationCap       = 25                 // KMS: at most 25 on-demand rotations per key (not adjustable)
+	MaxRotationCap           = 25                 // KMS: at most 25 on-demand rotations per key (not adjustable)
+	DefaultRotationCap       = MaxRotationCap
 	DefaultReimportMargin    = 7 * 24 * time.Hour
 	DefaultAlarmCooldown     = time.Hour
 	DefaultAlarmPeriod       = 5 * time.Minute

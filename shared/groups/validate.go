@@ -297,8 +297,8 @@ func (v *groupValidator) run(pools map[string]bool, policies *policyReader) {
 		if !v.present["rotation_cap"] {
 			g.RotationCap = DefaultRotationCap
 		}
-		if g.RotationCap < 1 || g.RotationCap > 100 {
-			v.addf("rotation_cap", "must be 1-100, got %d", g.RotationCap)
+		if g.RotationCap < 1 || g.RotationCap > MaxRotationCap {
+			v.addf("rotation_cap", "must be 1-%d (KMS allows %d on-demand rotations per key, not adjustable), got %d", MaxRotationCap, MaxRotationCap, g.RotationCap)
 		}
 	} else if modeOK {
 		if v.explicit("rotation_cap") {
