@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -185,8 +186,16 @@ func (a *agent) requestStruct(mod func(*protocol.WrapRequest)) protocol.WrapRequ
 	if mod != nil {
 		mod(&r)
 	}
+	if r.HSMLabel == "" && r.Operation == protocol.OpGenerate {
+		// The control plane plans every generation; a test that does not
+		// name one gets the next of this test binary's.
+		r.HSMLabel = fmt.Sprintf("kf/%s/%d", r.Group, fixtureGeneration.Add(1))
+	}
 	return r
 }
+
+// fixtureGeneration numbers the generations requestStruct plans.
+var fixtureGeneration atomic.Uint64
 
 func (a *agent) sealRequest(t *testing.T, s protocol.Signer, r protocol.WrapRequest) []byte {
 	t.Helper()

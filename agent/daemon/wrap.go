@@ -15,9 +15,6 @@ import (
 	"github.com/keyferry/keyferry/shared/protocol"
 )
 
-// maxGenerations bounds the search for the next free label of a group.
-const maxGenerations = 100000
-
 // process runs one accepted request: wait for an HSM slot, generate or
 // find the key, claim the label->ARN pin, wrap, sign, queue the result.
 func (d *Daemon) process(req *protocol.WrapRequest) {
@@ -152,8 +149,8 @@ func (d *Daemon) wrap(ctx context.Context, req *protocol.WrapRequest) (*protocol
 	return res, nil
 }
 
-// generate picks the label (the request's, or the group's next free
-// generation), pins it to the request's key ARN and creates the key. A
+// generate pins the request's label (the generation the control plane
+// planned) to the request's key ARN and creates the key. A
 // key of that label already on the token is wrapped again, never made
 // twice: a retry for the same ARN whose result was lost, or a request
 // handed over from another agent of the pool (groups.HSMPool: the pool's
@@ -162,29 +159,8 @@ func (d *Daemon) wrap(ctx context.Context, req *protocol.WrapRequest) (*protocol
 func (d *Daemon) generate(ctx context.Context, req *protocol.WrapRequest, pins *policy.PinStore) (*hsm.Key, error) {
 	d.genMu.Lock() // label choice + pin + create are one step per agent
 	defer d.genMu.Unlock()
-	label := req.HSMLabel
-	if label == "" {
-		for gen := uint64(1); gen <= maxGenerations; gen++ {
-			l, err := hsm.Label(req.Group, gen)
-			if err != nil {
-				return nil, &policy.Refusal{Reason: policy.ReasonGroup, Code: protocol.CodeBadRequest, Msg: "group cannot name an HSM key", Err: err}
-			}
-			if _, pinned := pinLookup(pins, l); pinned {
-				continue
-			}
-			_, err = d.cfg.HSM.Find(ctx, l)
-			if errors.Is(err, hsm.ErrKeyNotFound) {
-				label = l
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("find %q: %w", l, err)
-			}
-		}
-		if label == "" {
-			return nil, fmt.Errorf("group %q has no free generation", req.Group)
-		}
-	} else if _, _, err := hsm.ParseLabel(label); err != nil {
+	label := req.HSMLabel // required by protocol.WrapRequest.Validate
+	if _, _, err := hsm.ParseLabel(label); err != nil {
 		return nil, &policy.Refusal{Reason: policy.ReasonBadRequest, Code: protocol.CodeBadRequest, Msg: "hsm_label does not follow kf/<group>/<generation>", Err: err}
 	}
 	isNew := true
@@ -219,11 +195,4 @@ func (d *Daemon) generate(ctx context.Context, req *protocol.WrapRequest, pins *
 		return nil, fmt.Errorf("generate %s %q: %w", req.KeySpec, label, err)
 	}
 	return k, nil
-}
-
-func pinLookup(pins *policy.PinStore, label string) (string, bool) {
-	if pins == nil {
-		return "", false
-	}
-	return pins.Lookup(label)
 }

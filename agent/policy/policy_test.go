@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,8 +84,16 @@ func (f *fixture) request(t testing.TB, mod func(*protocol.WrapRequest)) protoco
 	if mod != nil {
 		mod(&r)
 	}
+	if r.HSMLabel == "" && r.Operation == protocol.OpGenerate {
+		// The control plane plans every generation; a test that does not
+		// name one gets the next of this test binary's.
+		r.HSMLabel = fmt.Sprintf("kf/%s/%d", r.Group, fixtureGeneration.Add(1))
+	}
 	return r
 }
+
+// fixtureGeneration numbers the generations requestStruct plans.
+var fixtureGeneration atomic.Uint64
 
 func (f *fixture) seal(t testing.TB, s protocol.Signer, r protocol.WrapRequest) *protocol.Envelope {
 	t.Helper()

@@ -43,8 +43,9 @@ type WrapRequest struct {
 	KeyARN    string       `json:"key_arn"`
 	KeySpec   keyspec.Spec `json:"key_spec"`
 	Operation Operation    `json:"operation"`
-	// HSMLabel is the CKA_LABEL of the HSM key; required for rewrap, a
-	// suggested label for generate.
+	// HSMLabel is the CKA_LABEL of the HSM key (kf/<group>/<generation>):
+	// the key to generate, or the existing key to rewrap. Required: the
+	// control plane plans the generation, the agent never picks one.
 	HSMLabel          string                    `json:"hsm_label,omitempty"`
 	WrappingAlgorithm keyspec.WrappingAlgorithm `json:"wrapping_algorithm"`
 	WrappingKeySpec   keyspec.WrappingKeySpec   `json:"wrapping_key_spec"`
@@ -102,13 +103,7 @@ func (m WrapRequest) validate() error {
 	switch m.Operation {
 	case "":
 		return missing("operation")
-	case OpGenerate:
-		if m.HSMLabel != "" {
-			if err := checkText("hsm_label", m.HSMLabel); err != nil {
-				return err
-			}
-		}
-	case OpRewrap:
+	case OpGenerate, OpRewrap:
 		if err := checkText("hsm_label", m.HSMLabel); err != nil {
 			return err
 		}

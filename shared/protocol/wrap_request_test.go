@@ -41,6 +41,7 @@ func TestOpenWrapRequestRejectsFields(t *testing.T) {
 		{"missing key_spec", func(m *WrapRequest) { m.KeySpec = "" }, errWant{missing: "key_spec"}},
 		{"missing operation", func(m *WrapRequest) { m.Operation = "" }, errWant{missing: "operation"}},
 		{"missing hsm_label for rewrap", func(m *WrapRequest) { m.Operation, m.HSMLabel = OpRewrap, "" }, errWant{missing: "hsm_label"}},
+		{"missing hsm_label for generate (the control plane plans every generation)", func(m *WrapRequest) { m.Operation, m.HSMLabel = OpGenerate, "" }, errWant{missing: "hsm_label"}},
 		{"missing wrapping_algorithm", func(m *WrapRequest) { m.WrappingAlgorithm = "" }, errWant{missing: "wrapping_algorithm"}},
 		{"missing wrapping_key_spec", func(m *WrapRequest) { m.WrappingKeySpec = "" }, errWant{missing: "wrapping_key_spec"}},
 		{"missing wrapping_public_key", func(m *WrapRequest) { m.WrappingPublicKey = nil }, errWant{missing: "wrapping_public_key"}},
