@@ -1,3 +1,5 @@
+//go:build cgo
+
 package hsm_test
 
 import (
@@ -10,7 +12,9 @@ import (
 	"github.com/keyferry/keyferry/test/gotool"
 )
 
-// TestReleaseAgentCarriesNoFaultModule: the HSM fault injector
+// TestReleaseAgentCarriesNoFaultModule (cgo only: the release agent is a
+// cgo build, and under CGO_ENABLED=0 the fault files drop out with the rest
+// of the PKCS#11 code): the HSM fault injector
 // (faultmodule.go, faults_hsmfault.go) is compiled only with -tags
 // hsmfault (the soak's agent and the tests). Without the tag the package
 // leaves both files out, and a release keyferry-agent holds neither the
