@@ -30,8 +30,7 @@ const (
 	DefaultTimezone          = "UTC"
 	DefaultScheduleWindow    = "1h"               // Scheduler spreads each rotation over this much after its due time
 	MaxScheduleWindow        = 1440 * time.Minute // Scheduler's MaximumWindowInMinutes bound
-	MaxRotationCap           = 25                 // KMS: at most 25 on-demand rotations per key (not adjustable)
-	DefaultRotationCap       = MaxRotationCap
+	DefaultRotationCap       = 25                 // KMS: at most 25 on-demand rotations per key (not adjustable)
 	DefaultReimportMargin    = 7 * 24 * time.Hour
 	DefaultAlarmCooldown     = time.Hour
 	DefaultAlarmPeriod       = 5 * time.Minute

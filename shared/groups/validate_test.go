@@ -192,8 +192,8 @@ func TestValidateGroupFields(t *testing.T) {
 		{name: "wrapping key_spec unknown", mut: func(doc, g m) { g["wrapping"] = m{"key_spec": "RSA_1024"} }, path: "groups[0].wrapping.key_spec", frag: "not auto or one of"},
 		// rotation_cap
 		{name: "rotation_cap hybrid 25", mut: func(doc, g m) { g["mode"] = "hybrid"; g["rotation_cap"] = 25 }},
-		{name: "rotation_cap 0", mut: func(doc, g m) { g["mode"] = "hybrid"; g["rotation_cap"] = 0 }, path: "groups[0].rotation_cap", frag: "1-25"},
-		{name: "rotation_cap 26, past KMS's cap", mut: func(doc, g m) { g["mode"] = "in-place"; g["rotation_cap"] = 26 }, path: "groups[0].rotation_cap", frag: "1-25 (KMS allows 25 on-demand rotations per key"},
+		{name: "rotation_cap 0", mut: func(doc, g m) { g["mode"] = "hybrid"; g["rotation_cap"] = 0 }, path: "groups[0].rotation_cap", frag: "1-100"},
+		{name: "rotation_cap 101", mut: func(doc, g m) { g["mode"] = "in-place"; g["rotation_cap"] = 101 }, path: "groups[0].rotation_cap", frag: "1-100"},
 		{name: "rotation_cap on alias-swap", mut: func(doc, g m) { g["rotation_cap"] = 10 }, path: "groups[0].rotation_cap", frag: "in-place and hybrid groups only"},
 		{name: "rotation_cap not a number", mut: func(doc, g m) { g["mode"] = "hybrid"; g["rotation_cap"] = "ten" }, path: "groups[0].rotation_cap", frag: "cannot unmarshal"},
 	})
