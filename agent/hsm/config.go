@@ -65,6 +65,13 @@ type Config struct {
 	// it, and always uses the two-step OAEP + AES key wrap construction.
 	NoRSAAESKeyWrap bool `json:"no_rsa_aes_key_wrap,omitempty"`
 
+	// LockOwner names this process among the agents sharing the token (the
+	// agent id; one process per agent id). A generation lock that an
+	// earlier process of the same owner left when it was killed is removed
+	// at once instead of after the stale period (genlock.go). Empty: every
+	// lock of another Generate call waits out the stale period.
+	LockOwner string `json:"-"`
+
 	// Logger receives JSON-friendly structured logs; nil means slog.Default().
 	Logger *slog.Logger `json:"-"`
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/miekg/pkcs11"
 
@@ -529,3 +530,20 @@ func (h *HSM) WrapOtherKeysForTest() (restore func()) {
 // GenLockTriesForTest is how many times Generate asks the token for a
 // generation lock object before it goes ahead without one.
 var GenLockTriesForTest = len(settleDelays) + 1
+
+// SetLockOwnerForTest sets Config.LockOwner of an open HSM.
+func (h *HSM) SetLockOwnerForTest(owner string) { h.cfg.LockOwner = owner }
+
+// LeaveGenLockForTest takes label's generation lock as a Generate call of
+// owner would and never lets it go: what a process killed mid-generation
+// leaves on the token.
+func (h *HSM) LeaveGenLockForTest(ctx context.Context, label, owner string) error {
+	holder, err := newLockHolder(owner)
+	if err != nil {
+		return err
+	}
+	return h.withSession(ctx, func(s session) error {
+		_, err := s.lockGeneration(ctx, label, holder, time.Now)
+		return err
+	})
+}

@@ -34,7 +34,7 @@ func (h *HSM) Generate(ctx context.Context, label string, spec keyspec.Spec, opt
 	}
 	genMu.Lock()
 	defer genMu.Unlock()
-	holder, err := newLockHolder()
+	holder, err := newLockHolder(h.cfg.LockOwner)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -55,16 +56,28 @@ type genLock struct {
 	handle pkcs11.ObjectHandle
 }
 
-// newLockHolder names one Generate call's hold on generation locks. It
-// stays the same if the call runs again on a fresh session after a session
-// loss, so a lock object that call left behind is known as its own.
-func newLockHolder() ([]byte, error) {
+// newLockHolder names one Generate call's hold on generation locks: 8
+// bytes naming the owner (Config.LockOwner; random when unset), then 8
+// random bytes. It stays the same if the call runs again on a fresh
+// session after a session loss, so a lock object that call left behind is
+// known as its own; a lock with the owner's prefix and another call's
+// suffix was left by an earlier process of this agent, which is dead
+// (one process per agent id, and Generate calls in one process are
+// serialised by genMu).
+func newLockHolder(owner string) ([]byte, error) {
 	id := make([]byte, 16)
 	if _, err := crand.Read(id); err != nil {
 		return nil, fmt.Errorf("hsm: generation lock: %w", err)
 	}
+	if owner != "" {
+		sum := sha256.Sum256([]byte("keyferry generation lock owner\x00" + owner))
+		copy(id[:genLockOwnerLen], sum[:])
+	}
 	return id, nil
 }
+
+// genLockOwnerLen is the owner part of a lock holder's id.
+const genLockOwnerLen = 8
 
 // lockGeneration takes the generation lock of label for holder, waiting
 // (with randomised back-off) while another agent holds it, until ctx ends.
@@ -181,8 +194,12 @@ func (s session) otherLocks(lockLabel string, own pkcs11.ObjectHandle, holderID 
 		if len(v) == genLockValueLen {
 			taken := time.UnixMilli(int64(binary.BigEndian.Uint64(v[16:])))
 			mine := bytes.Equal(v[:16], holderID)
-			if mine || now.Sub(taken) > genLockStale {
-				if !mine {
+			earlierSelf := !mine && bytes.Equal(v[:genLockOwnerLen], holderID[:genLockOwnerLen])
+			if mine || earlierSelf || now.Sub(taken) > genLockStale {
+				switch {
+				case earlierSelf:
+					s.hsm.log.Warn("hsm generation lock left by this agent's earlier process: removing it", "lock", lockLabel, "taken", taken.UTC().Format(time.RFC3339))
+				case !mine:
 					s.hsm.log.Warn("hsm generation lock left by an agent that stopped: removing it", "lock", lockLabel, "taken", taken.UTC().Format(time.RFC3339))
 				}
 				if derr := s.p.DestroyObject(s.h, o); derr != nil && codeOf(derr) != pkcs11.CKR_OBJECT_HANDLE_INVALID {

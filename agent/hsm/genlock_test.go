@@ -184,3 +184,42 @@ func TestPoolAgentsGeneratingOneLabelMakeOneKey(t *testing.T) {
 		}
 	})
 }
+
+// TestGenLockOfThisAgentsKilledProcessIsRemovedAtOnce: a generation lock
+// left by an earlier process of the same agent (killed mid-generation, then
+// restarted) does not hold the restarted agent for the stale period; a
+// fresh lock of another agent still does.
+func TestGenLockOfThisAgentsKilledProcessIsRemovedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	forEachToken(t, func(t *testing.T, tok *token) {
+		tok.h.SetLockOwnerForTest("agent-a")
+		defer tok.h.SetLockOwnerForTest("")
+
+		label := newLabel(t, "restarted")
+		if err := tok.h.LeaveGenLockForTest(ctx, label, "agent-a"); err != nil {
+			t.Fatal(err)
+		}
+		gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := tok.h.Generate(gctx, label, keyspec.SymmetricDefault)
+		cancel()
+		if err != nil {
+			t.Fatalf("Generate behind this agent's own dead lock: %v", err)
+		}
+		if _, err := tok.h.Find(ctx, genLockLabel(label)); !errors.Is(err, hsm.ErrKeyNotFound) {
+			t.Fatalf("a lock object is left: %v", err)
+		}
+
+		other := newLabel(t, "restarted")
+		if err := tok.h.LeaveGenLockForTest(ctx, other, "agent-b"); err != nil {
+			t.Fatal(err)
+		}
+		gctx, cancel = context.WithTimeout(ctx, time.Second)
+		_, err = tok.h.Generate(gctx, other, keyspec.SymmetricDefault)
+		cancel()
+		if !errors.Is(err, hsm.ErrGenLockBusy) {
+			t.Fatalf("Generate behind another agent's fresh lock: %v, want ErrGenLockBusy", err)
+		}
+	})
+}
+
+func genLockLabel(label string) string { return "kf-genlock/" + label }

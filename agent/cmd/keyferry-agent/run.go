@@ -45,7 +45,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 
 func hsmConfig(c *config.Config, log *slog.Logger) hsm.Config {
 	return hsm.Config{Module: c.HSM.Module, TokenLabel: c.HSM.TokenLabel, TokenSerial: c.HSM.TokenSerial,
-		PINFile: c.HSM.PINFile, PINEnv: c.HSM.PINEnv, PoolSize: c.HSM.PoolSize, InitArgs: c.HSM.InitArgs, Logger: log}
+		PINFile: c.HSM.PINFile, PINEnv: c.HSM.PINEnv, PoolSize: c.HSM.PoolSize, InitArgs: c.HSM.InitArgs, LockOwner: c.AgentID, Logger: log}
 }
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
