@@ -33,6 +33,7 @@ func (r *soakRun) audit(ctx context.Context) {
 	}
 	r.agentMu.Unlock()
 	r.settle(ctx)
+	r.checkLocksFree(ctx)
 	// Liveness after the storm: every group rotates cleanly.
 	last, err := sb.RotateAll(ctx, "schedule", 60*time.Second)
 	if err != nil {
@@ -273,4 +274,30 @@ func (r *soakRun) materials() []kmsemu.ImportedMaterial {
 		return nil
 	}
 	return r.sb.Emulator.ImportedMaterials()
+}
+
+// checkLocksFree: once no job is live, no group's lock may name a job.
+// A lock naming a finished job would skip the group's every rotation for
+// ever; the violation names the job, its state and its last transitions.
+func (r *soakRun) checkLocksFree(ctx context.Context) {
+	for _, g := range r.sb.Groups.Groups {
+		head, err := r.sb.Deps.Store.GroupHead(ctx, g.Name)
+		if err != nil || head.ActiveJob == "" {
+			continue
+		}
+		j, err := r.sb.Deps.Store.GetJob(ctx, head.ActiveJob)
+		if err != nil {
+			r.violate("group %s: lock names job %s, which cannot be read: %v", g.Name, head.ActiveJob, err)
+			continue
+		}
+		if !j.State.Terminal() {
+			r.logf("audit: group %s: job %s still %s after settling", g.Name, j.ID, j.State)
+			continue
+		}
+		h := j.History
+		if len(h) > 6 {
+			h = h[len(h)-6:]
+		}
+		r.violate("group %s: lock still names job %s, which is %s (%s); last transitions %+v", g.Name, j.ID, j.State, j.Reason, h)
+	}
 }
