@@ -6,7 +6,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"testing"
 
 	"github.com/keyferry/keyferry/test/gotool"
@@ -20,15 +20,12 @@ import (
 // leaves both files out, and a release keyferry-agent holds neither the
 // injector's symbols nor its log message.
 func TestReleaseAgentCarriesNoFaultModule(t *testing.T) {
-	files := func(tags ...string) string {
-		return string(gotool.Run(t, nil, append(append([]string{"list"}, tags...), "-f", "{{join .GoFiles \" \"}}", "./agent/hsm")...))
-	}
-	release, tagged := files(), files("-tags", "hsmfault")
+	release, tagged := gotool.GoFiles(t, "./agent/hsm"), gotool.GoFiles(t, "./agent/hsm", "hsmfault")
 	for _, f := range []string{"faultmodule.go", "faults_hsmfault.go"} {
-		if strings.Contains(release, f) {
+		if slices.Contains(release, f) {
 			t.Errorf("the release build of agent/hsm compiles %s", f)
 		}
-		if !strings.Contains(tagged, f) {
+		if !slices.Contains(tagged, f) {
 			t.Errorf("the hsmfault build of agent/hsm leaves out %s", f)
 		}
 	}

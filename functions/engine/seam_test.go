@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"testing"
 
 	"github.com/keyferry/keyferry/test/gotool"
@@ -18,14 +18,11 @@ import (
 // lambda.norpc, -trimpath; symbols kept here so that nm can read them)
 // hold neither the hook's symbols nor its strings.
 func TestReleaseBuildCarriesNoTestSeam(t *testing.T) {
-	files := func(tags ...string) string {
-		return string(gotool.Run(t, nil, append(append([]string{"list"}, tags...), "-f", "{{join .GoFiles \" \"}}", "./functions/engine")...))
-	}
-	release, tagged := files(), files("-tags", "keyferrytest")
-	if strings.Contains(release, "seam_keyferrytest.go") || !strings.Contains(release, "seam_release.go") {
+	release, tagged := gotool.GoFiles(t, "./functions/engine"), gotool.GoFiles(t, "./functions/engine", "keyferrytest")
+	if slices.Contains(release, "seam_keyferrytest.go") || !slices.Contains(release, "seam_release.go") {
 		t.Errorf("the release build of the engine compiles %s", release)
 	}
-	if !strings.Contains(tagged, "seam_keyferrytest.go") || strings.Contains(tagged, "seam_release.go") {
+	if !slices.Contains(tagged, "seam_keyferrytest.go") || slices.Contains(tagged, "seam_release.go") {
 		t.Errorf("the keyferrytest build of the engine compiles %s", tagged)
 	}
 	if testing.Short() {

@@ -45,3 +45,14 @@ func moduleRoot(t testing.TB) string {
 		dir = parent
 	}
 }
+
+// GoFiles lists the Go files of package pkg (a path from the module root)
+// as the build with tags compiles them.
+func GoFiles(t testing.TB, pkg string, tags ...string) []string {
+	t.Helper()
+	args := []string{"list"}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	return strings.Fields(string(Run(t, nil, append(args, "-f", `{{join .GoFiles " "}}`, pkg)...)))
+}
